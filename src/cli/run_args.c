@@ -1,0 +1,203 @@
+#include "cli/run_args.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char run_usage[] =
+	"usage: lockstep run --kernel ELF [--initrd FILE] [--cmdline STR] [--mem SIZE]\n"
+	"                    [--disk PATH[,readonly]]... [--net tap=IFNAME[,mac=MAC]|none]\n"
+	"                    [--qmp SOCKETPATH] [--console stdio|file:PATH] [--verbose]\n";
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v > (~0ULL >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char tail;
+
+	if (!s || strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[i * 3]) || !isxdigit((unsigned char)s[i * 3 + 1]) ||
+		    (i < 5 && s[i * 3 + 2] != ':'))
+			return -EINVAL;
+		mac[i] = (uint8_t)b[i];
+	}
+	if (mac[0] & 1)
+		return -EINVAL; /* multicast address cannot be a NIC's */
+	return 0;
+}
+
+#define ARG_ERR(...) (snprintf(err, (size_t)errlen, __VA_ARGS__), -EINVAL)
+
+static int run_parse_disk(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	char *copy, *comma;
+	struct run_disk *d;
+
+	if (a->ndisks == RUN_MAX_DISKS)
+		return ARG_ERR("--disk: at most %d disks", RUN_MAX_DISKS);
+	copy = strdup(arg);
+	if (!copy)
+		return -ENOMEM;
+	a->owned[a->ndisks] = copy;
+	d = &a->disks[a->ndisks++];
+	comma = strchr(copy, ',');
+	d->readonly = 0;
+	if (comma) {
+		*comma = '\0';
+		if (strcmp(comma + 1, "readonly") != 0)
+			return ARG_ERR("--disk %s: unknown option '%s' (expected PATH[,readonly])",
+				       arg, comma + 1);
+		d->readonly = 1;
+	}
+	if (!*copy)
+		return ARG_ERR("--disk: empty path (expected PATH[,readonly])");
+	d->path = copy;
+	return 0;
+}
+
+static int run_parse_net(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	const char *p = arg + 4, *comma;
+	size_t len;
+
+	if (a->net != RUN_NET_ABSENT)
+		return ARG_ERR("--net: given twice (one network interface is supported)");
+	if (strcmp(arg, "none") == 0) {
+		a->net = RUN_NET_NONE;
+		return 0;
+	}
+	if (strncmp(arg, "tap=", 4) != 0)
+		return ARG_ERR("--net %s: expected tap=IFNAME[,mac=MAC] or none", arg);
+	comma = strchr(p, ',');
+	len = comma ? (size_t)(comma - p) : strlen(p);
+	if (len == 0 || len >= sizeof(a->tap))
+		return ARG_ERR("--net %s: interface name must be 1 to %zu characters", arg,
+			       sizeof(a->tap) - 1);
+	memcpy(a->tap, p, len);
+	a->tap[len] = '\0';
+	a->net = RUN_NET_TAP;
+	if (!comma)
+		return 0;
+	if (strncmp(comma + 1, "mac=", 4) != 0)
+		return ARG_ERR("--net %s: unknown option '%s' (expected mac=MAC)", arg, comma + 1);
+	if (parse_mac(comma + 5, a->mac) < 0)
+		return ARG_ERR("--net: bad MAC address '%s' (expected a unicast xx:xx:xx:xx:xx:xx)",
+			       comma + 5);
+	a->mac_set = 1;
+	return 0;
+}
+
+static int run_parse_mem(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	if (parse_size(arg, &a->mem_size) < 0)
+		return ARG_ERR("--mem: bad size '%s' (expected e.g. 256M or 1G)", arg);
+	if (a->mem_size % 4096)
+		return ARG_ERR("--mem %s: not a multiple of 4 KiB", arg);
+	if (a->mem_size < RUN_MIN_MEM || a->mem_size > RUN_MAX_MEM)
+		return ARG_ERR("--mem %s: must be between 4M and 64G", arg);
+	return 0;
+}
+
+static int run_parse_console(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	if (strcmp(arg, "stdio") == 0) {
+		a->console_file = NULL;
+		return 0;
+	}
+	if (strncmp(arg, "file:", 5) == 0 && arg[5]) {
+		a->console_file = arg + 5;
+		return 0;
+	}
+	return ARG_ERR("--console %s: expected stdio or file:PATH", arg);
+}
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
+	{ "cmdline", required_argument, NULL, 'c' }, { "mem", required_argument, NULL, 'm' },
+	{ "disk", required_argument, NULL, 'd' },    { "net", required_argument, NULL, 'n' },
+	{ "qmp", required_argument, NULL, 'q' },     { "console", required_argument, NULL, 'C' },
+	{ "verbose", no_argument, NULL, 'v' },       { "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
+{
+	switch (opt) {
+	case 'k': a->kernel = optarg; return 0;
+	case 'i': a->initrd = optarg; return 0;
+	case 'c': a->cmdline = optarg; return 0;
+	case 'm': return run_parse_mem(a, optarg, err, errlen);
+	case 'd': return run_parse_disk(a, optarg, err, errlen);
+	case 'n': return run_parse_net(a, optarg, err, errlen);
+	case 'q': a->qmp_path = optarg; return 0;
+	case 'C': return run_parse_console(a, optarg, err, errlen);
+	case 'v': a->verbose = 1; return 0;
+	case 'h': return 1;
+	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
+	}
+}
+
+int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int errlen)
+{
+	int opt;
+
+	memset(a, 0, sizeof(*a));
+	a->mem_size = RUN_DEFAULT_MEM;
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
+		int ret;
+
+		if (opt == '?' || opt == ':')
+			return ARG_ERR("%s option '%s'", opt == ':' ? "missing value for" : "unknown",
+				       argv[optind - 1]);
+		ret = run_parse_one(a, opt, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return ARG_ERR("unexpected argument '%s'", argv[optind]);
+	if (!a->kernel)
+		return ARG_ERR("--kernel ELF is required");
+	return 0;
+}
+
+void run_args_free(struct run_args *a)
+{
+	for (size_t i = 0; i < sizeof(a->owned) / sizeof(a->owned[0]); i++)
+		free(a->owned[i]);
+	memset(a->owned, 0, sizeof(a->owned));
+}

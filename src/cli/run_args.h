@@ -1,0 +1,48 @@
+/* `lockstep run` command-line options, parsed and validated before anything starts. */
+#ifndef LOCKSTEP_CLI_RUN_ARGS_H
+#define LOCKSTEP_CLI_RUN_ARGS_H
+
+#include <stdint.h>
+
+#define RUN_MAX_DISKS 4
+#define RUN_DEFAULT_MEM (256ULL << 20)
+#define RUN_MIN_MEM (4ULL << 20)
+#define RUN_MAX_MEM (64ULL << 30)
+
+struct run_disk {
+	const char *path;
+	int readonly;
+};
+
+enum run_net_kind { RUN_NET_ABSENT, RUN_NET_NONE, RUN_NET_TAP };
+
+struct run_args {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	uint64_t mem_size;
+	int ndisks;
+	struct run_disk disks[RUN_MAX_DISKS];
+	enum run_net_kind net;
+	char tap[16];
+	uint8_t mac[6];
+	int mac_set;
+	const char *qmp_path;
+	const char *console_file; /* NULL: stdio */
+	int verbose;
+	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */
+};
+
+/*
+ * Parses argv (argv[0] is "run"). On error writes one line naming the bad
+ * argument into err and returns -EINVAL; returns 1 for --help.
+ */
+int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int errlen);
+void run_args_free(struct run_args *a);
+/* "512M", "2G", "65536" (bytes), "4K"; page multiple. -EINVAL if malformed. */
+int parse_size(const char *s, uint64_t *out);
+/* "52:54:00:12:34:56"; -EINVAL if malformed. */
+int parse_mac(const char *s, uint8_t mac[6]);
+extern const char run_usage[];
+
+#endif

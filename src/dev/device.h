@@ -1,0 +1,43 @@
+/*
+ * The device model: every device is a struct device with one ops table.
+ * A device registers its I/O ranges on the VM's buses and is listed in the
+ * VM's device table; nothing else in the VMM knows device types.
+ *
+ * Locking: I/O callbacks run on the vCPU thread, fd callbacks on the event-loop
+ * thread; both hold vm->io_lock while touching device state
+ * (bus_dispatch takes it for I/O; event-loop callbacks take it themselves).
+ */
+#ifndef LOCKSTEP_DEV_DEVICE_H
+#define LOCKSTEP_DEV_DEVICE_H
+
+#include <stdint.h>
+
+#include "util/sbuf.h"
+
+struct vm;
+struct device;
+
+struct device_ops {
+	/* Back to power-on state (state only; backends stay open). */
+	void (*reset)(struct device *dev);
+	/* offset is relative to the registered range; len is 1, 2, 4 or 8. */
+	void (*io_read)(struct device *dev, uint64_t offset, void *data, uint32_t len);
+	void (*io_write)(struct device *dev, uint64_t offset, const void *data, uint32_t len);
+	/* Full guest-visible state, versioned by the device itself. */
+	int (*save)(struct device *dev, struct sbuf *out);
+	/* Validates everything before changing anything: on error the device is untouched. */
+	int (*load)(struct device *dev, struct sbuf_reader *in);
+	/* Stop / restart producing guest-visible changes (backend polling). */
+	void (*pause)(struct device *dev);
+	void (*resume)(struct device *dev);
+	/* Frees the device and closes its backends. */
+	void (*destroy)(struct device *dev);
+};
+
+struct device {
+	const char *name; /* unique within the VM, e.g. "serial0", "virtio-net0" */
+	const struct device_ops *ops;
+	struct vm *vm;
+};
+
+#endif

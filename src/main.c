@@ -1,0 +1,183 @@
+/* lockstep: command-line entry. `lockstep run ...` builds one VM and runs it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cli/run_args.h"
+#include "dev/serial.h"
+#include "dev/testdev.h"
+#include "dev/virtio_blk.h"
+#include "dev/virtio_net.h"
+#include "qmp/qmp.h"
+#include "qmp/qmp_vm.h"
+#include "util/evloop.h"
+#include "util/log.h"
+#include "vm/pvh.h"
+#include "vm/vm.h"
+
+static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+struct run_ctx {
+	struct run_args args;
+	struct evloop *loop;
+	struct vm vm;
+	int vm_created;
+	struct qmp_server *qmp;
+	int console_fd;
+	int signal_fd;
+};
+
+static int run_open_console(struct run_ctx *c)
+{
+	if (!c->args.console_file) {
+		c->console_fd = -1;
+		return 0;
+	}
+	c->console_fd = open(c->args.console_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (c->console_fd < 0) {
+		log_error("console file %s: %s", c->args.console_file, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int run_add_devices(struct run_ctx *c)
+{
+	struct run_args *a = &c->args;
+	int out_fd = c->console_fd >= 0 ? c->console_fd : STDOUT_FILENO;
+	int in_fd = c->console_fd >= 0 ? -1 : STDIN_FILENO;
+	int ret;
+
+	if ((ret = testdev_create(&c->vm, NULL)) || (ret = serial_create(&c->vm, out_fd, in_fd, NULL))) {
+		log_error("creating the platform devices: %s", strerror(-ret));
+		return ret;
+	}
+	for (int i = 0; i < a->ndisks; i++) {
+		ret = virtio_blk_create(&c->vm, a->disks[i].path, a->disks[i].readonly, NULL);
+		if (ret < 0) {
+			log_error("disk %s: %s", a->disks[i].path, strerror(-ret));
+			return ret;
+		}
+	}
+	if (a->net == RUN_NET_ABSENT)
+		return 0;
+	ret = virtio_net_create(&c->vm, a->net == RUN_NET_TAP ? a->tap : NULL,
+				a->mac_set ? a->mac : default_mac, NULL);
+	if (ret < 0)
+		log_error("tap %s: %s", a->net == RUN_NET_TAP ? a->tap : "none", strerror(-ret));
+	return ret;
+}
+
+/* SIGINT/SIGTERM end the VM like QMP quit does, so cleanup runs. */
+static void run_on_signal(void *opaque, uint32_t events)
+{
+	struct run_ctx *c = opaque;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(c->signal_fd, &si, sizeof(si)) == sizeof(si))
+		vm_request_shutdown(&c->vm, 128 + (int)si.ssi_signo, "host-signal");
+}
+
+static int run_watch_signals(struct run_ctx *c)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	signal(SIGPIPE, SIG_IGN);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	c->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (c->signal_fd < 0)
+		return -errno;
+	return evloop_add(c->loop, c->signal_fd, EPOLLIN, run_on_signal, c);
+}
+
+static int run_setup(struct run_ctx *c)
+{
+	int ret;
+
+	c->loop = evloop_create();
+	if (!c->loop)
+		return -ENOMEM;
+	if ((ret = run_watch_signals(c)) || (ret = run_open_console(c)))
+		return ret;
+	ret = vm_create(&c->vm, c->loop, c->args.mem_size);
+	c->vm_created = 1;
+	if (ret || (ret = run_add_devices(c)) ||
+	    (ret = pvh_boot(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline)))
+		return ret;
+	if (c->args.qmp_path) {
+		c->qmp = qmp_server_create(c->loop, c->args.qmp_path, &ret);
+		if (!c->qmp) {
+			log_error("qmp socket %s: %s", c->args.qmp_path, strerror(-ret));
+			return ret;
+		}
+		if ((ret = qmp_vm_bind(c->qmp, &c->vm)))
+			return ret;
+	}
+	return vm_start(&c->vm);
+}
+
+static void run_teardown(struct run_ctx *c)
+{
+	if (c->qmp)
+		qmp_server_destroy(c->qmp);
+	if (c->vm_created)
+		vm_destroy(&c->vm);
+	if (c->signal_fd > 0) {
+		evloop_del(c->loop, c->signal_fd);
+		close(c->signal_fd);
+	}
+	if (c->console_fd >= 0)
+		close(c->console_fd);
+	evloop_destroy(c->loop);
+	run_args_free(&c->args);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static struct run_ctx ctx;
+	struct run_ctx *c = &ctx;
+	char err[256];
+	int ret, status = 1;
+
+	c->console_fd = c->signal_fd = -1;
+	ret = run_args_parse(&c->args, argc, argv, err, sizeof(err));
+	if (ret == 1) {
+		fputs(run_usage, stdout);
+		return 0;
+	}
+	if (ret < 0) {
+		log_error("%s", ret == -EINVAL ? err : strerror(-ret));
+		run_args_free(&c->args);
+		return 2;
+	}
+	log_set_verbose(c->args.verbose);
+	if (run_setup(c) == 0 && evloop_run(c->loop) == 0)
+		status = c->vm.exit_status;
+	run_teardown(c);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(run_usage, stdout);
+		return 0;
+	}
+	log_error("%s%s: expected a command: run", argc < 2 ? "missing command" : "unknown command ",
+		  argc < 2 ? "" : argv[1]);
+	fputs(run_usage, stderr);
+	return 2;
+}

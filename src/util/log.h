@@ -1,0 +1,12 @@
+/* Logging: one line per message on stderr, prefixed with "lockstep: ". */
+#ifndef LOCKSTEP_UTIL_LOG_H
+#define LOCKSTEP_UTIL_LOG_H
+
+#include <stdarg.h>
+
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_set_verbose(int verbose);
+
+#endif

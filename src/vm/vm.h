@@ -1,0 +1,118 @@
+/*
+ * One KVM virtual machine: guest memory, the vCPU, the in-kernel irqchip and
+ * PIT, the I/O buses and the device table. No global state: everything hangs
+ * off struct vm, so tests (and later the COLO engine) can hold several.
+ *
+ * Threads: the main thread runs the event loop (QMP, backends); one thread runs
+ * the vCPU. Device state is guarded by io_lock.
+ */
+#ifndef LOCKSTEP_VM_VM_H
+#define LOCKSTEP_VM_VM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "dev/bus.h"
+#include "vm/memory.h"
+
+struct device;
+struct evloop;
+struct vcpu;
+
+#define VM_MAX_DEVICES 32
+#define VM_CMDLINE_MAX 2048
+
+/* virtio-mmio devices: one 4 KiB window each from here, GSI VIRTIO_MMIO_GSI0 + n. */
+#define VIRTIO_MMIO_BASE 0xd0000000ULL
+#define VIRTIO_MMIO_SIZE 0x1000ULL
+#define VIRTIO_MMIO_GSI0 5
+#define VIRTIO_MMIO_MAX 8
+
+enum vm_run_state {
+	VM_STATE_CREATED,  /* built, vCPU not started */
+	VM_STATE_RUNNING,
+	VM_STATE_PAUSED,   /* stopped by the monitor (QMP stop) */
+	VM_STATE_SHUTDOWN, /* the guest exited or the VM was told to quit */
+};
+
+enum vm_event {
+	VM_EVENT_STOP,
+	VM_EVENT_RESUME,
+	VM_EVENT_SHUTDOWN,
+};
+
+/* Called on the event-loop thread. */
+typedef void (*vm_event_fn)(void *opaque, enum vm_event ev, const char *reason);
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct gmem mem;
+	struct vcpu *vcpu;
+	struct bus pio;
+	struct bus mmio;
+	struct evloop *loop;
+
+	pthread_mutex_t io_lock; /* device state */
+	int ndevices;
+	struct device *devices[VM_MAX_DEVICES];
+	int nvirtio;
+	char cmdline_devices[VM_CMDLINE_MAX]; /* "virtio_mmio.device=..." entries */
+
+	/* Run state; changed only under state_lock. */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond;
+	enum vm_run_state state;
+	int pause_requested;
+	int vcpu_parked;
+
+	int wake_fd;     /* eventfd: something for an idle vCPU to look at */
+	int shutdown_fd; /* eventfd: vCPU thread -> event loop, guest is gone */
+	int exit_status; /* process exit status once SHUTDOWN */
+	const char *shutdown_reason; /* "guest-shutdown", "host-qmp-quit", "guest-panic" */
+
+	vm_event_fn event_fn;
+	void *event_opaque;
+};
+
+/* Opens /dev/kvm, creates the VM, irqchip, PIT, guest RAM and the vCPU. Logs why on error. */
+int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size);
+/* Stops the vCPU thread, destroys every device, frees everything. */
+void vm_destroy(struct vm *vm);
+
+/* Adds dev to the device table; the VM owns it from now on (destroyed by vm_destroy). */
+int vm_add_device(struct vm *vm, struct device *dev);
+struct device *vm_find_device(struct vm *vm, const char *name);
+int vm_register_pio(struct vm *vm, uint16_t port, uint16_t len, struct device *dev);
+int vm_register_mmio(struct vm *vm, uint64_t gpa, uint64_t len, struct device *dev);
+/* Next free virtio-mmio window; also announces it on the guest command line. */
+int vm_alloc_virtio_mmio(struct vm *vm, uint64_t *base, uint32_t *gsi);
+
+/* Drive an irqchip input line (level 1 = asserted). Safe from any thread. */
+int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
+/* Wake a vCPU blocked in the idle call: a device has something for the guest. */
+void vm_wake_idle(struct vm *vm);
+/* Called on the vCPU thread by the idle call: waits up to timeout_us for a wake. */
+void vm_idle_wait(struct vm *vm, uint32_t timeout_us);
+
+void vm_set_event_listener(struct vm *vm, vm_event_fn fn, void *opaque);
+/* Starts the vCPU thread. */
+int vm_start(struct vm *vm);
+/* Monitor stop/cont: returns once the vCPU is parked / running. Main thread only. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+enum vm_run_state vm_get_state(struct vm *vm);
+const char *vm_state_name(enum vm_run_state s);
+/* Ends the VM: from the vCPU thread (guest exit) or the main thread (quit).
+ * The event loop sees it, emits SHUTDOWN and stops. */
+void vm_request_shutdown(struct vm *vm, int exit_status, const char *reason);
+
+/* vCPU thread, after KVM_RUN returned EINTR: parks while a pause is requested.
+ * Returns 1 when the VM is shutting down and the thread must end. */
+int vm_vcpu_park_if_requested(struct vm *vm);
+
+/* Lock held around device state changes (vCPU I/O, backend callbacks). */
+static inline void vm_io_lock(struct vm *vm) { pthread_mutex_lock(&vm->io_lock); }
+static inline void vm_io_unlock(struct vm *vm) { pthread_mutex_unlock(&vm->io_lock); }
+
+#endif
