@@ -15,11 +15,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 
-BENCH_SRCS := $(wildcard bench/*.c)
-BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
-
 .PHONY: all unit check integration fuzz bench clean
-all: $(BUILD)/lockstep guest unit-bins $(BENCH_BINS)
+all: $(BUILD)/lockstep guest unit-bins
 
 include guest/guest.mk
 
@@ -39,10 +36,6 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblockstep.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS) -lcmocka
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/liblockstep.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS)
-
 unit: unit-bins
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -59,7 +52,7 @@ $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS)
 	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LDLIBS)
 
 bench: all
-	bash bench/run.sh
+	/usr/bin/python3 bench/run.py
 
 clean:
 	rm -rf $(BUILD)

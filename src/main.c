@@ -51,6 +51,7 @@ static int run_add_devices(struct run_ctx *c)
 	struct run_args *a = &c->args;
 	int out_fd = c->console_fd >= 0 ? c->console_fd : STDOUT_FILENO;
 	int in_fd = c->console_fd >= 0 ? -1 : STDIN_FILENO;
+	struct device *dev;
 	int ret;
 
 	if ((ret = testdev_create(&c->vm, NULL)) || (ret = serial_create(&c->vm, out_fd, in_fd, NULL))) {
@@ -58,7 +59,7 @@ static int run_add_devices(struct run_ctx *c)
 		return ret;
 	}
 	for (int i = 0; i < a->ndisks; i++) {
-		ret = virtio_blk_create(&c->vm, a->disks[i].path, a->disks[i].readonly, NULL);
+		ret = virtio_blk_create(&c->vm, a->disks[i].path, a->disks[i].readonly, &dev);
 		if (ret < 0) {
 			log_error("disk %s: %s", a->disks[i].path, strerror(-ret));
 			return ret;
@@ -67,7 +68,7 @@ static int run_add_devices(struct run_ctx *c)
 	if (a->net == RUN_NET_ABSENT)
 		return 0;
 	ret = virtio_net_create(&c->vm, a->net == RUN_NET_TAP ? a->tap : NULL,
-				a->mac_set ? a->mac : default_mac, NULL);
+				a->mac_set ? a->mac : default_mac, &dev);
 	if (ret < 0)
 		log_error("tap %s: %s", a->net == RUN_NET_TAP ? a->tap : "none", strerror(-ret));
 	return ret;
@@ -129,8 +130,10 @@ static int run_setup(struct run_ctx *c)
 
 static void run_teardown(struct run_ctx *c)
 {
-	if (c->qmp)
+	if (c->qmp) {
+		qmp_vm_unbind(&c->vm);
 		qmp_server_destroy(c->qmp);
+	}
 	if (c->vm_created)
 		vm_destroy(&c->vm);
 	if (c->signal_fd > 0) {

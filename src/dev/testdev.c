@@ -94,8 +94,12 @@ static void testdev_reset(struct device *d)
 {
 	struct testdev *t = to_testdev(d);
 
-	t->offset_ns = host_now_ns();
-	t->paused_at_ns = 0;
+	int64_t now = host_now_ns();
+
+	/* Clock back to zero; a paused VM stays paused. */
+	t->offset_ns = now;
+	if (t->paused_at_ns)
+		t->paused_at_ns = now;
 }
 
 static int testdev_save(struct device *d, struct sbuf *out)

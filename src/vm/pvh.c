@@ -96,30 +96,49 @@ static int pvh_check_header(const uint8_t *image, size_t len, const char **why)
 	return 0;
 }
 
-int pvh_parse_elf(const uint8_t *image, size_t len, uint64_t ram_low_end, uint32_t *entry,
-		  const char **why)
+static int pvh_find_entry(const uint8_t *image, size_t len, uint32_t *entry)
 {
 	const Elf64_Ehdr *eh = (const void *)image;
-	int found = 0, ret = pvh_check_header(image, len, why);
 
-	if (ret < 0)
-		return ret;
 	for (int i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *ph = pvh_phdr(image, eh, i);
 
-		if (ph->p_type == PT_NOTE && !found && pvh_note_entry(image, len, ph, entry) == 0)
-			found = 1;
+		if (ph->p_type == PT_NOTE && pvh_note_entry(image, len, ph, entry) == 0)
+			return 0;
+	}
+	return -ENOEXEC;
+}
+
+static int pvh_check_segments(const uint8_t *image, size_t len, uint64_t ram_low_end)
+{
+	const Elf64_Ehdr *eh = (const void *)image;
+
+	for (int i = 0; i < eh->e_phnum; i++) {
+		const Elf64_Phdr *ph = pvh_phdr(image, eh, i);
+
 		if (ph->p_type != PT_LOAD)
 			continue;
 		if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset ||
 		    ph->p_filesz > ph->p_memsz || ph->p_paddr < PVH_HIGH_RAM_START ||
-		    ph->p_paddr > ram_low_end || ph->p_memsz > ram_low_end - ph->p_paddr) {
-			*why = "an ELF segment does not fit in guest RAM";
+		    ph->p_paddr > ram_low_end || ph->p_memsz > ram_low_end - ph->p_paddr)
 			return -ENOEXEC;
-		}
 	}
-	if (!found) {
+	return 0;
+}
+
+int pvh_parse_elf(const uint8_t *image, size_t len, uint64_t ram_low_end, uint32_t *entry,
+		  const char **why)
+{
+	int ret = pvh_check_header(image, len, why);
+
+	if (ret < 0)
+		return ret;
+	if (pvh_find_entry(image, len, entry) < 0) {
 		*why = "no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): not a PVH kernel";
+		return -ENOEXEC;
+	}
+	if (pvh_check_segments(image, len, ram_low_end) < 0) {
+		*why = "an ELF segment does not fit in guest RAM";
 		return -ENOEXEC;
 	}
 	return 0;

@@ -1,0 +1,34 @@
+/*
+ * app=bench-pio,n=N: cost of a port-I/O exit, as the guest sees it.
+ * Two loops of N reads: the test device's clock port (an exit to the VMM
+ * process) and the PIC mask register (handled inside KVM, no VMM involved).
+ * Prints "bench-pio: port=0xfc n=N ms=T" lines; bench/run.py turns them into figures.
+ */
+#include "app.h"
+#include "guest.h"
+#include "testdev_abi.h"
+
+#define PIC1_DATA 0x21
+
+static void time_reads(uint16_t port, uint64_t n)
+{
+	uint32_t start = guest_clock_ms(), end;
+
+	for (uint64_t i = 0; i < n; i++)
+		(void)inl(port);
+	end = guest_clock_ms();
+	printf("bench-pio: port=0x%x n=%lu ms=%u\n", port, n, end - start);
+}
+
+static int bench_pio_main(void)
+{
+	char buf[24];
+	uint64_t n = 100000;
+
+	if (cmdline_get("n", buf, sizeof(buf)) && parse_u64(buf, strlen(buf), &n) < 0)
+		panic("bench-pio: bad n=%s", buf);
+	time_reads(TESTDEV_PORT_CLOCK, n);
+	time_reads(PIC1_DATA, n);
+	return 0;
+}
+GUEST_APP("bench-pio", bench_pio_main);

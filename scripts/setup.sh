@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what lockstep needs to build and test (Debian packages) and builds it.
+# Safe to run again: apt-get skips what is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	build-essential clang libclang-rt-dev   # compiler; clang + libFuzzer for fuzz targets
+	libjansson-dev                           # JSON for the QMP monitor
+	libcmocka-dev                            # C unit tests
+	python3-pytest                           # integration tests
+	iproute2 iputils-ping netcat-openbsd     # network namespaces, TAP devices, real clients
+	valgrind                                 # leak checks of unit tests
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+make -j"$(nproc)" all
