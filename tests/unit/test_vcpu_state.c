@@ -13,6 +13,7 @@
 #include "dev/testdev.h"
 #include "kvm_required.h"
 #include "util/sbuf.h"
+#include "vm/platform_state.h"
 #include "vm/vcpu.h"
 #include "vm/vm.h"
 
@@ -186,6 +187,39 @@ static void test_testdev_clock_survives_load(void **state)
 	sbuf_free(&s);
 }
 
+static void test_platform_state_roundtrip(void **state)
+{
+	struct sbuf a, b;
+	struct sbuf_reader in;
+	struct kvm_irqchip ioapic = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+	(void)state;
+	sbuf_init(&a);
+	sbuf_init(&b);
+	assert_int_equal(platform_save(&vm, &a), 0);
+	/* Change an IOAPIC redirection entry, then load the saved record back. */
+	assert_int_equal(ioctl(vm.vm_fd, KVM_GET_IRQCHIP, &ioapic), 0);
+	ioapic.chip.ioapic.redirtbl[5].bits = 0x25;
+	assert_int_equal(ioctl(vm.vm_fd, KVM_SET_IRQCHIP, &ioapic), 0);
+	sbuf_reader_init(&in, a.data, a.len);
+	assert_int_equal(platform_load(&vm, &in), 0);
+	assert_int_equal(ioctl(vm.vm_fd, KVM_GET_IRQCHIP, &ioapic), 0);
+	assert_int_not_equal(ioapic.chip.ioapic.redirtbl[5].bits, 0x25);
+	assert_int_equal(platform_save(&vm, &b), 0);
+	assert_int_equal(a.len, b.len);
+	/* Truncated records are refused before anything is set. */
+	ioapic.chip.ioapic.redirtbl[5].bits = 0x25;
+	assert_int_equal(ioctl(vm.vm_fd, KVM_SET_IRQCHIP, &ioapic), 0);
+	for (size_t len = 0; len < a.len; len += 61) {
+		sbuf_reader_init(&in, a.data, len);
+		assert_int_equal(platform_load(&vm, &in), -EINVAL);
+	}
+	assert_int_equal(ioctl(vm.vm_fd, KVM_GET_IRQCHIP, &ioapic), 0);
+	assert_int_equal(ioapic.chip.ioapic.redirtbl[5].bits, 0x25);
+	sbuf_free(&a);
+	sbuf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_vcpu_load_rejects_bad_records),
 		cmocka_unit_test(test_serial_state_roundtrip),
 		cmocka_unit_test(test_testdev_clock_survives_load),
+		cmocka_unit_test(test_platform_state_roundtrip),
 	};
 
 	if (!kvm_available())
