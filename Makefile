@@ -31,13 +31,20 @@ $(BUILD)/liblockstep.a: $(LIB_OBJS)
 $(BUILD)/lockstep: $(BUILD)/obj/src/main.o $(BUILD)/liblockstep.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-unit-bins: $(UNIT_BINS)
+# The guest's network stack, compiled for the host and fed valid and hostile frames.
+NET_HOST_TEST := $(BUILD)/tests/net_host_test
+$(NET_HOST_TEST): guest/tests/net_host_test.c $(wildcard guest/net/*.c guest/net/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -fsanitize=address,undefined \
+		-Iguest/net $< $(wildcard guest/net/*.c) -o $@
+
+unit-bins: $(UNIT_BINS) $(NET_HOST_TEST)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblockstep.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS) -lcmocka
 
 unit: unit-bins
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BINS) $(NET_HOST_TEST); do echo "== $$t"; $$t; done
 
 integration: all
 	/usr/bin/python3 -m pytest -v tests/integration

@@ -7,7 +7,7 @@ SECTOR = 512
 MAGIC = 0x4c4b5354 << 32  # "LKST" in the top half of every word the guest writes
 
 
-def tested_sectors(capacity):
+def pattern_sectors(capacity):
     s = set(range(64)) | set(range(capacity - 64, capacity))
     s |= {k * 2048 for k in range(capacity // 2048)}
     return sorted(s)
@@ -28,7 +28,7 @@ def test_blkcheck_writes_pattern_to_image(start_vm, tmp_path):
     assert irqs > 0, "completions must arrive by interrupt"
     data = img.read_bytes()
     capacity = len(data) // SECTOR
-    for s in tested_sectors(capacity):
+    for s in pattern_sectors(capacity):
         assert data[s * SECTOR:(s + 1) * SECTOR] == sector_pattern(s), f"sector {s}"
     # Sectors the guest did not test are untouched.
     assert data[100 * SECTOR:101 * SECTOR] == b"\0" * SECTOR
