@@ -148,5 +148,6 @@ void guest_start(const struct hvm_start_info *si)
 	app = find_app(name);
 	if (!app)
 		panic("unknown app '%s'", name);
+	printf("lockstep test guest: app=%s\n", name);
 	guest_exit(app->main());
 }
