@@ -60,7 +60,8 @@ static int net_rx_deliver(struct virtio_net *n, size_t len)
 	return 1;
 }
 
-/* Is there an RX chain? If not, ask the driver for a kick and stop watching. */
+/* Is there an RX chain? If not, ask the driver for a kick and mark RX starved
+ * (the caller then stops watching the backend). */
 static int net_rx_have_buffer(struct virtio_net *n)
 {
 	struct virtq *q = &n->mmio.queues[VIRTIO_NET_RXQ];
@@ -73,35 +74,38 @@ static int net_rx_have_buffer(struct virtio_net *n)
 	return avail;
 }
 
+/* Moves up to a budget of packets; returns why the ring is broken, or NULL. */
+static const char *net_rx_move(struct virtio_net *n, bool *pushed)
+{
+	for (int budget = VIRTIO_NET_RX_BUDGET; budget > 0; budget--) {
+		int avail = net_rx_have_buffer(n);
+		ssize_t len;
+
+		if (avail < 0)
+			return "RX avail ring index out of range";
+		if (avail == 0)
+			return NULL;
+		len = net_backend_recv(&n->backend, n->rx_buf, sizeof(n->rx_buf));
+		if (len == -EAGAIN)
+			return NULL;
+		if (len < NET_VNET_HDR_BYTES) { /* an error, or a truncated packet */
+			n->stats.rx_dropped++;
+			continue;
+		}
+		if (net_rx_deliver(n, (size_t)len) < 0)
+			return "malformed RX descriptor chain";
+		*pushed = true;
+	}
+	return NULL;
+}
+
 void virtio_net_rx_poll(struct virtio_net *n)
 {
 	bool pushed = false;
 	const char *broken = NULL;
 
-	for (int budget = VIRTIO_NET_RX_BUDGET; budget > 0 && virtio_mmio_is_live(&n->mmio) &&
-						!n->paused;
-	     budget--) {
-		int avail = net_rx_have_buffer(n), ret;
-		ssize_t len;
-
-		if (avail < 0)
-			broken = "RX avail ring index out of range";
-		if (avail <= 0)
-			break;
-		len = net_backend_recv(&n->backend, n->rx_buf, sizeof(n->rx_buf));
-		if (len == -EAGAIN)
-			break;
-		if (len < NET_VNET_HDR_BYTES) { /* error, or a truncated packet */
-			n->stats.rx_dropped++;
-			continue;
-		}
-		ret = net_rx_deliver(n, (size_t)len);
-		if (ret < 0) {
-			broken = "malformed RX descriptor chain";
-			break;
-		}
-		pushed |= ret > 0;
-	}
+	if (virtio_mmio_is_live(&n->mmio) && !n->paused)
+		broken = net_rx_move(n, &pushed);
 	if (pushed)
 		virtio_mmio_notify_used(&n->mmio, VIRTIO_NET_RXQ);
 	if (broken)
