@@ -3,7 +3,7 @@ CC      ?= gcc
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
 CFLAGS  += -std=gnu11 -Wall -Wextra $(WERROR) -D_GNU_SOURCE -pthread -Isrc -Iabi -MMD -MP
-LDLIBS  += -ljansson -pthread
+LDLIBS  += -ljansson -lxxhash -pthread
 
 BUILD   := build
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
 	build-essential clang libclang-rt-dev   # compiler; clang + libFuzzer for fuzz targets
 	libjansson-dev                           # JSON for the QMP monitor
+	libxxhash-dev                            # checksums of VM state sections
 	libcmocka-dev                            # C unit tests
 	python3-pytest                           # integration tests
 	iproute2 iputils-ping netcat-openbsd     # network namespaces, TAP devices, real clients

@@ -14,9 +14,11 @@
 #include "dev/virtio_blk.h"
 #include "dev/virtio_net.h"
 #include "qmp/qmp.h"
+#include "qmp/qmp_state.h"
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "state/snapshot.h"
 #include "vm/pvh.h"
 #include "vm/vm.h"
 
@@ -74,6 +76,20 @@ static int run_add_devices(struct run_ctx *c)
 	return ret;
 }
 
+/* A fresh boot from the kernel, or the state of a snapshot (--restore). */
+static int run_load_guest(struct run_ctx *c)
+{
+	char err[512];
+	int ret;
+
+	if (!c->args.restore)
+		return pvh_boot(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline);
+	ret = snapshot_restore_fresh(&c->vm, c->args.restore, err, sizeof(err));
+	if (ret < 0)
+		log_error("%s", err);
+	return ret;
+}
+
 /* SIGINT/SIGTERM end the VM like QMP quit does, so cleanup runs. */
 static void run_on_signal(void *opaque, uint32_t events)
 {
@@ -113,8 +129,7 @@ static int run_setup(struct run_ctx *c)
 		return ret;
 	ret = vm_create(&c->vm, c->loop, c->args.mem_size);
 	c->vm_created = 1;
-	if (ret || (ret = run_add_devices(c)) ||
-	    (ret = pvh_boot(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline)))
+	if (ret || (ret = run_add_devices(c)) || (ret = run_load_guest(c)))
 		return ret;
 	if (c->args.qmp_path) {
 		c->qmp = qmp_server_create(c->loop, c->args.qmp_path, &ret);
@@ -122,7 +137,7 @@ static int run_setup(struct run_ctx *c)
 			log_error("qmp socket %s: %s", c->args.qmp_path, strerror(-ret));
 			return ret;
 		}
-		if ((ret = qmp_vm_bind(c->qmp, &c->vm)))
+		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)))
 			return ret;
 	}
 	return vm_start(&c->vm);

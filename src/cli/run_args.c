@@ -1,4 +1,5 @@
 #include "cli/run_args.h"
+#include "net/tap.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +11,8 @@
 const char run_usage[] =
 	"usage: lockstep run --kernel ELF [--initrd FILE] [--cmdline STR] [--mem SIZE]\n"
 	"                    [--disk PATH[,readonly]]... [--net tap=IFNAME[,mac=MAC]|none]\n"
-	"                    [--qmp SOCKETPATH] [--console stdio|file:PATH] [--verbose]\n";
+	"                    [--qmp SOCKETPATH] [--console stdio|file:PATH] [--verbose]\n"
+	"                    [--restore SNAPSHOT]\n";
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -36,26 +38,6 @@ int parse_size(const char *s, uint64_t *out)
 	if (*end || v > (~0ULL >> shift))
 		return -EINVAL;
 	*out = v << shift;
-	return 0;
-}
-
-int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned int b[6];
-	char tail;
-
-	if (!s || strlen(s) != 17 ||
-	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &tail) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++) {
-		if (!isxdigit((unsigned char)s[i * 3]) || !isxdigit((unsigned char)s[i * 3 + 1]) ||
-		    (i < 5 && s[i * 3 + 2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)b[i];
-	}
-	if (mac[0] & 1)
-		return -EINVAL; /* multicast address cannot be a NIC's */
 	return 0;
 }
 
@@ -113,7 +95,7 @@ static int run_parse_net(struct run_args *a, const char *arg, char *err, int err
 		return 0;
 	if (strncmp(comma + 1, "mac=", 4) != 0)
 		return ARG_ERR("--net %s: unknown option '%s' (expected mac=MAC)", arg, comma + 1);
-	if (parse_mac(comma + 5, a->mac) < 0)
+	if (net_parse_mac(comma + 5, a->mac) < 0)
 		return ARG_ERR("--net: bad MAC address '%s' (expected a unicast xx:xx:xx:xx:xx:xx)",
 			       comma + 5);
 	a->mac_set = 1;
@@ -150,6 +132,7 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, 'd' },    { "net", required_argument, NULL, 'n' },
 	{ "qmp", required_argument, NULL, 'q' },     { "console", required_argument, NULL, 'C' },
 	{ "verbose", no_argument, NULL, 'v' },       { "help", no_argument, NULL, 'h' },
+	{ "restore", required_argument, NULL, 'r' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -165,6 +148,7 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 	case 'q': a->qmp_path = optarg; return 0;
 	case 'C': return run_parse_console(a, optarg, err, errlen);
 	case 'v': a->verbose = 1; return 0;
+	case 'r': a->restore = optarg; return 0;
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}
@@ -190,8 +174,10 @@ int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int err
 	}
 	if (optind < argc)
 		return ARG_ERR("unexpected argument '%s'", argv[optind]);
-	if (!a->kernel)
-		return ARG_ERR("--kernel ELF is required");
+	if (!a->kernel && !a->restore)
+		return ARG_ERR("--kernel ELF is required (or --restore SNAPSHOT)");
+	if (a->restore && (a->kernel || a->initrd || a->cmdline))
+		return ARG_ERR("--restore takes the guest from the snapshot: drop --kernel, --initrd and --cmdline");
 	return 0;
 }
 

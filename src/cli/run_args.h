@@ -29,6 +29,7 @@ struct run_args {
 	int mac_set;
 	const char *qmp_path;
 	const char *console_file; /* NULL: stdio */
+	const char *restore;      /* snapshot to start from instead of booting */
 	int verbose;
 	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */
 };
@@ -41,8 +42,6 @@ int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int err
 void run_args_free(struct run_args *a);
 /* "512M", "2G", "65536" (bytes), "4K"; page multiple. -EINVAL if malformed. */
 int parse_size(const char *s, uint64_t *out);
-/* "52:54:00:12:34:56"; -EINVAL if malformed. */
-int parse_mac(const char *s, uint8_t mac[6]);
 extern const char run_usage[];
 
 #endif

@@ -1,6 +1,7 @@
 #include "util/evloop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -15,10 +16,18 @@ struct evloop_watch {
 	void *opaque;
 };
 
+struct evloop_call {
+	void (*fn)(void *arg);
+	void *arg;
+	struct evloop_call *next;
+};
+
 struct evloop {
+	pthread_mutex_t lock; /* the watch table: devices re-arm their fds from the vCPU thread */
 	int epfd;
-	int stop_fd;
+	int wake_fd; /* eventfd: stop requested or calls posted */
 	int stopping;
+	struct evloop_call *calls, **calls_tail; /* posted, not yet run; under lock */
 	/* Watches live in a fixed table so a pointer handed to epoll stays valid;
 	 * a deleted watch has fd == -1 and is skipped if an event for it is pending. */
 	struct evloop_watch watches[EVLOOP_MAX_WATCHES];
@@ -31,13 +40,15 @@ struct evloop *evloop_create(void)
 
 	if (!loop)
 		return NULL;
+	pthread_mutex_init(&loop->lock, NULL);
+	loop->calls_tail = &loop->calls;
 	for (int i = 0; i < EVLOOP_MAX_WATCHES; i++)
 		loop->watches[i].fd = -1;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-	loop->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ev.data.ptr = NULL;
-	if (loop->epfd < 0 || loop->stop_fd < 0 ||
-	    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->stop_fd, &ev) < 0) {
+	if (loop->epfd < 0 || loop->wake_fd < 0 ||
+	    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wake_fd, &ev) < 0) {
 		evloop_destroy(loop);
 		return NULL;
 	}
@@ -50,8 +61,15 @@ void evloop_destroy(struct evloop *loop)
 		return;
 	if (loop->epfd >= 0)
 		close(loop->epfd);
-	if (loop->stop_fd >= 0)
-		close(loop->stop_fd);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	while (loop->calls) {
+		struct evloop_call *c = loop->calls;
+
+		loop->calls = c->next;
+		free(c);
+	}
+	pthread_mutex_destroy(&loop->lock);
 	free(loop);
 }
 
@@ -63,7 +81,8 @@ static struct evloop_watch *evloop_find(struct evloop *loop, int fd)
 	return NULL;
 }
 
-int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void *opaque)
+static int evloop_add_locked(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
+			     void *opaque)
 {
 	struct evloop_watch *w;
 	struct epoll_event ev;
@@ -83,27 +102,101 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void 
 	return 0;
 }
 
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void *opaque)
+{
+	int ret;
+
+	pthread_mutex_lock(&loop->lock);
+	ret = evloop_add_locked(loop, fd, events, cb, opaque);
+	pthread_mutex_unlock(&loop->lock);
+	return ret;
+}
+
 int evloop_modify(struct evloop *loop, int fd, uint32_t events)
 {
-	struct evloop_watch *w = evloop_find(loop, fd);
+	struct evloop_watch *w;
 	struct epoll_event ev;
+	int ret = -ENOENT;
 
-	if (!w)
-		return -ENOENT;
-	ev.events = events;
-	ev.data.ptr = w;
-	return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	pthread_mutex_lock(&loop->lock);
+	w = evloop_find(loop, fd);
+	if (w) {
+		ev.events = events;
+		ev.data.ptr = w;
+		ret = epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+	}
+	pthread_mutex_unlock(&loop->lock);
+	return ret;
 }
 
 void evloop_del(struct evloop *loop, int fd)
 {
-	struct evloop_watch *w = evloop_find(loop, fd);
+	struct evloop_watch *w;
 
-	if (!w)
-		return;
-	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
-	w->fd = -1;
-	w->cb = NULL;
+	pthread_mutex_lock(&loop->lock);
+	w = evloop_find(loop, fd);
+	if (w) {
+		epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+		w->fd = -1;
+		w->cb = NULL;
+	}
+	pthread_mutex_unlock(&loop->lock);
+}
+
+/* The callback runs unlocked: it may add, modify or delete watches itself. */
+static void evloop_dispatch(struct evloop *loop, struct evloop_watch *w, uint32_t events)
+{
+	evloop_cb cb;
+	void *opaque;
+
+	pthread_mutex_lock(&loop->lock);
+	cb = w->fd >= 0 ? w->cb : NULL;
+	opaque = w->opaque;
+	pthread_mutex_unlock(&loop->lock);
+	if (cb)
+		cb(opaque, events);
+}
+
+static void evloop_run_posted(struct evloop *loop)
+{
+	struct evloop_call *c;
+
+	pthread_mutex_lock(&loop->lock);
+	c = loop->calls;
+	loop->calls = NULL;
+	loop->calls_tail = &loop->calls;
+	pthread_mutex_unlock(&loop->lock);
+	while (c) {
+		struct evloop_call *next = c->next;
+
+		c->fn(c->arg);
+		free(c);
+		c = next;
+	}
+}
+
+static void evloop_wake(struct evloop *loop)
+{
+	uint64_t one = 1;
+
+	if (write(loop->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is full, so a wake-up is pending anyway */
+	}
+}
+
+int evloop_post(struct evloop *loop, void (*fn)(void *arg), void *arg)
+{
+	struct evloop_call *c = malloc(sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	*c = (struct evloop_call){ fn, arg, NULL };
+	pthread_mutex_lock(&loop->lock);
+	*loop->calls_tail = c;
+	loop->calls_tail = &c->next;
+	pthread_mutex_unlock(&loop->lock);
+	evloop_wake(loop);
+	return 0;
 }
 
 int evloop_run(struct evloop *loop)
@@ -124,12 +217,12 @@ int evloop_run(struct evloop *loop)
 			if (!w) {
 				uint64_t v;
 
-				if (read(loop->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				if (read(loop->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					return -errno;
+				evloop_run_posted(loop);
 				continue;
 			}
-			if (w->fd >= 0 && w->cb)
-				w->cb(w->opaque, evs[i].events);
+			evloop_dispatch(loop, w, evs[i].events);
 		}
 	}
 	return 0;
@@ -137,10 +230,6 @@ int evloop_run(struct evloop *loop)
 
 void evloop_stop(struct evloop *loop)
 {
-	uint64_t one = 1;
-
 	__atomic_store_n(&loop->stopping, 1, __ATOMIC_RELEASE);
-	if (write(loop->stop_fd, &one, sizeof(one)) < 0) {
-		/* the counter is full, so a wake-up is pending anyway */
-	}
+	evloop_wake(loop);
 }

@@ -24,5 +24,11 @@ void evloop_del(struct evloop *loop, int fd);
 int evloop_run(struct evloop *loop);
 /* Thread-safe: may be called from any thread. */
 void evloop_stop(struct evloop *loop);
+/*
+ * Runs fn(arg) on the loop thread, soon, in posting order. Thread-safe: how
+ * other threads (vCPU, migration) hand work to the single-threaded monitor.
+ * -ENOMEM if the call could not be queued.
+ */
+int evloop_post(struct evloop *loop, void (*fn)(void *arg), void *arg);
 
 #endif

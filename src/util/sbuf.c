@@ -36,8 +36,27 @@ void sbuf_put(struct sbuf *b, const void *p, size_t n)
 		b->data = d;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->len, p, n);
+	if (n)
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
+}
+
+void *sbuf_set_len(struct sbuf *b, size_t n)
+{
+	b->len = 0;
+	b->error = 0;
+	if (n > b->cap || !b->data) {
+		uint8_t *d = realloc(b->data, n ? n : 1);
+
+		if (!d) {
+			b->error = -ENOMEM;
+			return NULL;
+		}
+		b->data = d;
+		b->cap = n ? n : 1;
+	}
+	b->len = n;
+	return b->data;
 }
 
 void sbuf_put_u8(struct sbuf *b, uint8_t v) { sbuf_put(b, &v, 1); }

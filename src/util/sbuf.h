@@ -21,6 +21,8 @@ void sbuf_init(struct sbuf *b);
 void sbuf_free(struct sbuf *b);
 void sbuf_reset(struct sbuf *b);
 void sbuf_put(struct sbuf *b, const void *p, size_t n);
+/* Makes the buffer exactly n bytes long (contents unspecified) and returns it, or NULL. */
+void *sbuf_set_len(struct sbuf *b, size_t n);
 void sbuf_put_u8(struct sbuf *b, uint8_t v);
 void sbuf_put_u16(struct sbuf *b, uint16_t v);
 void sbuf_put_u32(struct sbuf *b, uint32_t v);

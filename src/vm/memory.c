@@ -94,6 +94,11 @@ int64_t gmem_page_index(const struct gmem *m, uint64_t gpa)
 
 uint64_t gmem_page_count(const struct gmem *m) { return m->size / GMEM_PAGE_SIZE; }
 
+void *gmem_page_hva(const struct gmem *m, uint64_t page)
+{
+	return page < gmem_page_count(m) ? m->base + page * GMEM_PAGE_SIZE : NULL;
+}
+
 void gmem_mark_dirty(struct gmem *m, uint64_t gpa, uint64_t len)
 {
 	uint64_t first, last;

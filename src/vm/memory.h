@@ -51,5 +51,7 @@ void gmem_mark_dirty(struct gmem *m, uint64_t gpa, uint64_t len);
 /* Page index of gpa inside the memfd (for dirty bitmaps), or -1 if not RAM. */
 int64_t gmem_page_index(const struct gmem *m, uint64_t gpa);
 uint64_t gmem_page_count(const struct gmem *m);
+/* Host address of page `page` of the memfd (for whole-RAM walks), or NULL past the end. */
+void *gmem_page_hva(const struct gmem *m, uint64_t page);
 
 #endif

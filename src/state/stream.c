@@ -1,0 +1,167 @@
+#include "state/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t stream_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int stream_out_init(struct stream_out *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->buf = malloc(STREAM_BUF_SIZE);
+	return s->buf ? 0 : -ENOMEM;
+}
+
+void stream_out_free(struct stream_out *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
+void stream_out_set_bandwidth(struct stream_out *s, uint64_t bytes_per_s)
+{
+	s->max_bw = bytes_per_s;
+	s->bw_start_ns = stream_now_ns();
+	s->bw_start_bytes = s->bytes;
+}
+
+/* Sleeps until the bytes sent since the limit was set fit the bandwidth. */
+static void stream_out_throttle(struct stream_out *s)
+{
+	uint64_t sent, due_ns, now;
+
+	if (!s->max_bw)
+		return;
+	sent = s->bytes - s->bw_start_bytes;
+	due_ns = s->bw_start_ns + (uint64_t)((double)sent * 1e9 / (double)s->max_bw);
+	now = stream_now_ns();
+	if (due_ns > now) {
+		struct timespec ts = { .tv_sec = (time_t)((due_ns - now) / 1000000000ULL),
+				       .tv_nsec = (long)((due_ns - now) % 1000000000ULL) };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int stream_write_all(struct stream_out *s, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(s->fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return s->error = -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+		s->bytes += (uint64_t)w;
+	}
+	stream_out_throttle(s);
+	return 0;
+}
+
+int stream_out_flush(struct stream_out *s)
+{
+	if (s->error)
+		return s->error;
+	if (s->len && stream_write_all(s, s->buf, s->len) < 0)
+		return s->error;
+	s->len = 0;
+	return 0;
+}
+
+int stream_out_write(struct stream_out *s, const void *p, size_t n)
+{
+	const uint8_t *src = p;
+
+	if (s->error)
+		return s->error;
+	while (n) {
+		size_t room = STREAM_BUF_SIZE - s->len, chunk = n < room ? n : room;
+
+		memcpy(s->buf + s->len, src, chunk);
+		s->len += chunk;
+		src += chunk;
+		n -= chunk;
+		if (s->len == STREAM_BUF_SIZE && stream_out_flush(s) < 0)
+			return s->error;
+	}
+	return 0;
+}
+
+int stream_in_init(struct stream_in *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->buf = malloc(STREAM_BUF_SIZE);
+	return s->buf ? 0 : -ENOMEM;
+}
+
+void stream_in_free(struct stream_in *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
+static int stream_in_fill(struct stream_in *s)
+{
+	ssize_t r;
+
+	do {
+		r = read(s->fd, s->buf, STREAM_BUF_SIZE);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return s->error = -errno;
+	if (r == 0)
+		return s->error = -EPIPE;
+	s->pos = 0;
+	s->len = (size_t)r;
+	return 0;
+}
+
+int stream_in_read(struct stream_in *s, void *p, size_t n)
+{
+	uint8_t *dst = p;
+
+	while (n) {
+		size_t chunk;
+
+		if (s->error)
+			return s->error;
+		if (s->pos == s->len && stream_in_fill(s) < 0)
+			return s->error;
+		chunk = s->len - s->pos < n ? s->len - s->pos : n;
+		if (dst) {
+			memcpy(dst, s->buf + s->pos, chunk);
+			dst += chunk;
+		}
+		s->pos += chunk;
+		s->bytes += chunk;
+		n -= chunk;
+	}
+	return 0;
+}
+
+int stream_in_skip(struct stream_in *s, uint64_t n)
+{
+	while (n) {
+		size_t chunk = n > STREAM_BUF_SIZE ? STREAM_BUF_SIZE : (size_t)n;
+		int ret = stream_in_read(s, NULL, chunk);
+
+		if (ret < 0)
+			return ret;
+		n -= chunk;
+	}
+	return 0;
+}

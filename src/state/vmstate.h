@@ -1,0 +1,89 @@
+/*
+ * The VM state stream: one format for snapshot files, live migration and
+ * (later) COLO checkpoints. Little-endian throughout.
+ *
+ *   header:  u64 magic "LSKVMST1", u32 format version, u32 flags (0)
+ *   section: u32 type, u32 version, u64 length, payload[length], u64 XXH3-64(payload)
+ *
+ * Sections: CONFIG (RAM size and device names, checked against the loading VM),
+ * RAM (runs of pages, see vmstate.c), VCPU, PLATFORM (PICs, IOAPIC, PIT, clock),
+ * DEVICE (a device's own record, by name), END. docs/vmstate.md has the details.
+ *
+ * The loader treats its input as hostile: every length and index is checked,
+ * every section's hash verified, and device/vCPU records are only applied once
+ * END arrives, all of them or none.
+ */
+#ifndef LOCKSTEP_STATE_VMSTATE_H
+#define LOCKSTEP_STATE_VMSTATE_H
+
+#include <stdint.h>
+
+#include "util/sbuf.h"
+#include "vm/vm.h"
+
+struct stream_in;
+struct stream_out;
+
+#define VMSTATE_MAGIC 0x3154534d564b534cULL /* "LSKVMST1" */
+#define VMSTATE_FORMAT_VERSION 1
+#define VMSTATE_MAX_SECTION (64ULL << 20)
+#define VMSTATE_MAX_RECORD (1u << 20)
+#define VMSTATE_NAME_MAX 63
+
+enum vmstate_section_type {
+	VMSTATE_SEC_CONFIG = 1,
+	VMSTATE_SEC_RAM = 2,
+	VMSTATE_SEC_VCPU = 3,
+	VMSTATE_SEC_PLATFORM = 4,
+	VMSTATE_SEC_DEVICE = 5,
+	VMSTATE_SEC_END = 6,
+};
+
+struct vmstate_ram_stats {
+	uint64_t pages;      /* pages described (zero + data) */
+	uint64_t zero_pages; /* sent as markers only */
+	uint64_t bytes;      /* stream bytes written */
+};
+
+/* ---- writing ---- */
+int vmstate_write_header(struct stream_out *out);
+int vmstate_write_config(struct stream_out *out, struct vm *vm);
+/* Pages set in bitmap (NULL: all RAM). The VM may be running. */
+int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bitmap,
+		      struct vmstate_ram_stats *stats);
+/* vCPU, platform and every device; the vCPU must be parked. */
+int vmstate_write_machine(struct stream_out *out, struct vm *vm);
+int vmstate_write_end(struct stream_out *out);
+
+/* ---- reading ---- */
+struct vmstate_device_record {
+	char name[VMSTATE_NAME_MAX + 1];
+	struct sbuf rec;
+};
+
+struct vmstate_loader {
+	struct vm *vm;
+	int apply_ram;  /* 0: validate only (pages are checked and skipped) */
+	int ram_is_zero; /* RAM known to be all zero: zero runs need no work */
+	int have_config;
+	struct sbuf vcpu;
+	struct sbuf platform;
+	int ndevices;
+	struct vmstate_device_record devices[VM_MAX_DEVICES];
+	uint64_t ram_pages; /* pages received */
+	uint64_t sections;
+	char error[256]; /* why the stream was refused */
+};
+
+void vmstate_loader_init(struct vmstate_loader *l, struct vm *vm, int apply_ram);
+void vmstate_loader_free(struct vmstate_loader *l);
+/* Header through END. -EINVAL (bad stream, l->error says why) or -errno (I/O). */
+int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in);
+/*
+ * Puts the collected vCPU, platform and device records into the VM (vCPU
+ * parked). If any record is refused, what was applied is rolled back from a
+ * copy taken first, and l->error says which record.
+ */
+int vmstate_apply_machine(struct vmstate_loader *l);
+
+#endif

@@ -1,0 +1,220 @@
+/* Writing the VM state stream (format in vmstate.h and docs/vmstate.md). */
+#include <errno.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#include "dev/device.h"
+#include "state/stream.h"
+#include "state/vmstate.h"
+#include "state/vmstate_ram.h"
+#include "vm/platform_state.h"
+#include "vm/vcpu.h"
+
+struct section {
+	struct stream_out *out;
+	XXH3_state_t hash;
+};
+
+static int section_begin(struct section *s, struct stream_out *out, uint32_t type,
+			 uint32_t version, uint64_t len)
+{
+	uint8_t hdr[16];
+
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 4, &version, 4);
+	memcpy(hdr + 8, &len, 8);
+	s->out = out;
+	XXH3_64bits_reset(&s->hash);
+	return stream_out_write(out, hdr, sizeof(hdr));
+}
+
+static int section_put(struct section *s, const void *p, size_t n)
+{
+	XXH3_64bits_update(&s->hash, p, n);
+	return stream_out_write(s->out, p, n);
+}
+
+static int section_end(struct section *s)
+{
+	uint64_t h = XXH3_64bits_digest(&s->hash);
+
+	return stream_out_write(s->out, &h, sizeof(h));
+}
+
+static int write_section(struct stream_out *out, uint32_t type, uint32_t version,
+			 const void *p, size_t n)
+{
+	struct section s;
+
+	section_begin(&s, out, type, version, n);
+	section_put(&s, p, n);
+	return section_end(&s);
+}
+
+int vmstate_write_header(struct stream_out *out)
+{
+	uint64_t magic = VMSTATE_MAGIC;
+	uint32_t v[2] = { VMSTATE_FORMAT_VERSION, 0 };
+
+	stream_out_write(out, &magic, sizeof(magic));
+	return stream_out_write(out, v, sizeof(v));
+}
+
+int vmstate_write_config(struct stream_out *out, struct vm *vm)
+{
+	struct sbuf b;
+	int ret;
+
+	sbuf_init(&b);
+	sbuf_put_u64(&b, vm->mem.size);
+	sbuf_put_u32(&b, (uint32_t)vm->ndevices);
+	for (int i = 0; i < vm->ndevices; i++) {
+		size_t n = strlen(vm->devices[i]->name);
+
+		sbuf_put_u16(&b, (uint16_t)n);
+		sbuf_put(&b, vm->devices[i]->name, n);
+	}
+	ret = b.error ? b.error : write_section(out, VMSTATE_SEC_CONFIG, 1, b.data, b.len);
+	sbuf_free(&b);
+	return ret;
+}
+
+int vmstate_write_end(struct stream_out *out)
+{
+	write_section(out, VMSTATE_SEC_END, 1, NULL, 0);
+	return stream_out_flush(out);
+}
+
+/* One record: a section of the given type holding an sbuf built by fn. */
+static int write_record(struct stream_out *out, uint32_t type, const char *name,
+			int (*fn)(void *ctx, struct sbuf *b), void *ctx)
+{
+	struct sbuf b;
+	int ret;
+
+	sbuf_init(&b);
+	if (name) {
+		sbuf_put_u16(&b, (uint16_t)strlen(name));
+		sbuf_put(&b, name, strlen(name));
+	}
+	ret = fn(ctx, &b);
+	if (ret == 0 && b.error)
+		ret = b.error;
+	if (ret == 0)
+		ret = write_section(out, type, 1, b.data, b.len);
+	sbuf_free(&b);
+	return ret;
+}
+
+static int save_vcpu(void *ctx, struct sbuf *b) { return vcpu_save(ctx, b); }
+static int save_platform(void *ctx, struct sbuf *b) { return platform_save(ctx, b); }
+
+static int save_device(void *ctx, struct sbuf *b)
+{
+	struct device *d = ctx;
+
+	return d->ops->save(d, b);
+}
+
+int vmstate_write_machine(struct stream_out *out, struct vm *vm)
+{
+	int ret;
+
+	if ((ret = write_record(out, VMSTATE_SEC_VCPU, NULL, save_vcpu, vm->vcpu)) ||
+	    (ret = write_record(out, VMSTATE_SEC_PLATFORM, NULL, save_platform, vm)))
+		return ret;
+	vm_io_lock(vm);
+	for (int i = 0; i < vm->ndevices && ret == 0; i++)
+		if (vm->devices[i]->ops->save)
+			ret = write_record(out, VMSTATE_SEC_DEVICE, vm->devices[i]->name,
+					   save_device, vm->devices[i]);
+	vm_io_unlock(vm);
+	return ret;
+}
+
+/* ---- RAM ---- */
+
+/* A section is written once its runs are collected, so its length is known. */
+#define RAM_SECTION_MAX_DATA_PAGES 256
+#define RAM_SECTION_MAX_RUNS 512
+
+struct ram_batch {
+	int nruns;
+	struct vmstate_ram_run runs[RAM_SECTION_MAX_RUNS];
+	uint64_t data_pages;
+};
+
+static int ram_batch_flush(struct stream_out *out, struct vm *vm, struct ram_batch *b,
+			   struct vmstate_ram_stats *st)
+{
+	struct section s;
+	uint64_t len = (uint64_t)b->nruns * 8 + b->data_pages * GMEM_PAGE_SIZE;
+	uint64_t before = out->bytes + out->len;
+
+	if (!b->nruns)
+		return 0;
+	section_begin(&s, out, VMSTATE_SEC_RAM, 1, len);
+	for (int i = 0; i < b->nruns; i++) {
+		const struct vmstate_ram_run *r = &b->runs[i];
+		uint64_t desc = vmstate_ram_desc(r);
+
+		section_put(&s, &desc, sizeof(desc));
+		if (!r->zero)
+			section_put(&s, gmem_page_hva(&vm->mem, r->first),
+				    r->count * GMEM_PAGE_SIZE);
+		st->pages += r->count;
+		st->zero_pages += r->zero ? r->count : 0;
+	}
+	section_end(&s);
+	st->bytes += out->bytes + out->len - before;
+	b->nruns = 0;
+	b->data_pages = 0;
+	return out->error;
+}
+
+/* Adds page p to the batch, extending the last run when it continues it. */
+static int ram_batch_add(struct stream_out *out, struct vm *vm, struct ram_batch *b,
+			 uint64_t p, struct vmstate_ram_stats *st)
+{
+	int zero = vmstate_page_is_zero(gmem_page_hva(&vm->mem, p));
+	struct vmstate_ram_run *last = b->nruns ? &b->runs[b->nruns - 1] : NULL;
+
+	if (last && last->zero == zero && last->first + last->count == p &&
+	    last->count < VMSTATE_RAM_RUN_MAX) {
+		last->count++;
+	} else {
+		if (b->nruns == RAM_SECTION_MAX_RUNS && ram_batch_flush(out, vm, b, st) < 0)
+			return out->error;
+		b->runs[b->nruns++] = (struct vmstate_ram_run){ .first = p, .count = 1, .zero = zero };
+	}
+	if (!zero && ++b->data_pages == RAM_SECTION_MAX_DATA_PAGES)
+		return ram_batch_flush(out, vm, b, st);
+	return 0;
+}
+
+int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bitmap,
+		      struct vmstate_ram_stats *stats)
+{
+	static __thread struct ram_batch batch;
+	uint64_t pages = gmem_page_count(&vm->mem);
+	struct vmstate_ram_stats local = { 0 };
+	struct vmstate_ram_stats *st = stats ? stats : &local;
+
+	batch.nruns = 0;
+	batch.data_pages = 0;
+	for (uint64_t w = 0; w < (pages + 63) / 64; w++) {
+		uint64_t bits = bitmap ? bitmap[w] : ~0ULL;
+
+		while (bits) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			if (p >= pages)
+				break;
+			if (ram_batch_add(out, vm, &batch, p, st) < 0)
+				return out->error;
+		}
+	}
+	return ram_batch_flush(out, vm, &batch, st);
+}
