@@ -5,6 +5,7 @@
 #include <linux/kvm.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -280,10 +281,31 @@ void vm_set_event_listener(struct vm *vm, vm_event_fn fn, void *opaque)
 	vm->event_opaque = opaque;
 }
 
+struct vm_posted_event {
+	struct vm *vm;
+	enum vm_event ev;
+	const char *reason;
+};
+
+static void vm_deliver_event(void *arg)
+{
+	struct vm_posted_event *e = arg;
+
+	if (e->vm->event_fn)
+		e->vm->event_fn(e->vm->event_opaque, e->ev, e->reason);
+	free(e);
+}
+
+/* Listeners run on the event-loop thread, whichever thread changed the state. */
 static void vm_emit(struct vm *vm, enum vm_event ev, const char *reason)
 {
-	if (vm->event_fn)
-		vm->event_fn(vm->event_opaque, ev, reason);
+	struct vm_posted_event *e = malloc(sizeof(*e));
+
+	if (!e)
+		return;
+	*e = (struct vm_posted_event){ vm, ev, reason };
+	if (!vm->loop || evloop_post(vm->loop, vm_deliver_event, e) < 0)
+		vm_deliver_event(e);
 }
 
 int vm_start(struct vm *vm)
@@ -425,6 +447,8 @@ static void vm_on_shutdown_fd(void *opaque, uint32_t events)
 	if (read(vm->shutdown_fd, &v, sizeof(v)) < 0)
 		return;
 	evloop_del(vm->loop, vm->shutdown_fd);
-	vm_emit(vm, VM_EVENT_SHUTDOWN, vm->shutdown_reason);
+	/* Already on the loop thread, and the loop stops next: deliver now. */
+	if (vm->event_fn)
+		vm->event_fn(vm->event_opaque, VM_EVENT_SHUTDOWN, vm->shutdown_reason);
 	evloop_stop(vm->loop);
 }

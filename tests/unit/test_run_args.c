@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "cli/run_args.h"
+#include "net/tap.h"
 
 #define ARGV(...) ((char *[]){ "run", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "run", __VA_ARGS__ }) / sizeof(char *)))
@@ -116,13 +117,13 @@ static void test_parse_mac(void **state)
 	uint8_t mac[6];
 
 	(void)state;
-	assert_int_equal(parse_mac("02:00:00:00:00:01", mac), 0);
+	assert_int_equal(net_parse_mac("02:00:00:00:00:01", mac), 0);
 	assert_int_equal(mac[5], 1);
-	assert_int_equal(parse_mac("02:00:00:00:00", mac), -EINVAL);
-	assert_int_equal(parse_mac("02:00:00:00:00:011", mac), -EINVAL);
-	assert_int_equal(parse_mac("02-00-00-00-00-01", mac), -EINVAL);
-	assert_int_equal(parse_mac("0x:00:00:00:00:01", mac), -EINVAL);
-	assert_int_equal(parse_mac("03:00:00:00:00:01", mac), -EINVAL); /* multicast */
+	assert_int_equal(net_parse_mac("02:00:00:00:00", mac), -EINVAL);
+	assert_int_equal(net_parse_mac("02:00:00:00:00:011", mac), -EINVAL);
+	assert_int_equal(net_parse_mac("02-00-00-00-00-01", mac), -EINVAL);
+	assert_int_equal(net_parse_mac("0x:00:00:00:00:01", mac), -EINVAL);
+	assert_int_equal(net_parse_mac("03:00:00:00:00:01", mac), -EINVAL); /* multicast */
 }
 
 int main(void)
