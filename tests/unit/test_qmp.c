@@ -1,6 +1,7 @@
 /*
- * QMP protocol tests: sessions driven directly (greeting, negotiation, errors,
- * framing, limits, events), then the server on a real UNIX socket.
+ * QMP protocol tests: the stream framing on its own (split points, resync,
+ * limits), sessions driven directly (greeting, negotiation, errors, framing,
+ * limits, events), then the server on a real UNIX socket.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "qmp/qmp.h"
+#include "qmp/qmp_stream.h"
 #include "util/evloop.h"
 
 /* ---- fixtures and helpers ------------------------------------------------- */
@@ -227,6 +229,162 @@ static void assert_json_equal_text(json_t *v, const char *text)
 		fail_msg("got %s, want %s", got, text);
 	}
 	json_decref(want);
+}
+
+/* ---- stream framing tests ------------------------------------------------- */
+
+/*
+ * Scans len bytes of input and checks the frames found, in order: a value by
+ * its text, an error as "error: " + its text. want ends with NULL.
+ */
+static void stream_expect(struct qmp_stream *st, const char *input, size_t len, const char *const want[])
+{
+	size_t used = 0;
+	size_t n = 0;
+	char got[256];
+
+	while (used < len) {
+		struct qmp_frame frame;
+
+		used += qmp_stream_scan(st, input + used, len - used, &frame);
+		if (frame.kind == QMP_FRAME_NONE) {
+			assert_int_equal(used, len);
+			break;
+		}
+		if (frame.kind == QMP_FRAME_VALUE) {
+			snprintf(got, sizeof(got), "%.*s", (int)frame.len, frame.text);
+			qmp_stream_value_done(st);
+		} else {
+			snprintf(got, sizeof(got), "error: %s", frame.error);
+		}
+		if (!want[n])
+			fail_msg("unexpected frame '%s'", got);
+		assert_string_equal(got, want[n]);
+		n++;
+	}
+	if (want[n])
+		fail_msg("missing frame '%s'", want[n]);
+}
+
+static void stream_expect_str(struct qmp_stream *st, const char *input, const char *const want[])
+{
+	stream_expect(st, input, strlen(input), want);
+}
+
+static void test_stream_split_points(void **state)
+{
+	static const char *const several[] = {
+		"{\"a\": \"}\\\"{\"}", "[1,[2]]", "\"s\\\"x\"", "42", "true", "{\"b\":1}", NULL
+	};
+	static const char *const none[] = { NULL };
+	static const char *const null_value[] = { "null", NULL };
+	static const char *const scalar[] = { "42", NULL };
+	static const char *const object[] = { "{}", NULL };
+	const char *cmd = "{\"execute\": \"x\"}";
+	struct qmp_stream st = { 0 };
+	struct qmp_frame frame;
+
+	(void)state;
+	/* brackets and quotes inside strings do not count; "nul" waits for its end */
+	stream_expect_str(&st, "{\"a\": \"}\\\"{\"} [1,[2]]\"s\\\"x\" 42 true{\"b\":1}nul", several);
+	stream_expect_str(&st, "l\n", null_value);
+
+	/* one byte at a time: nothing until the closing brace */
+	for (size_t i = 0; cmd[i]; i++) {
+		assert_int_equal(qmp_stream_scan(&st, &cmd[i], 1, &frame), 1);
+		assert_int_equal(frame.kind, cmd[i + 1] ? QMP_FRAME_NONE : QMP_FRAME_VALUE);
+	}
+	assert_int_equal(frame.len, strlen(cmd));
+	assert_memory_equal(frame.text, cmd, frame.len);
+	qmp_stream_value_done(&st);
+
+	/* a scalar ends at the byte that starts the next value, which is left for it */
+	stream_expect_str(&st, "42", none);
+	assert_int_equal(qmp_stream_scan(&st, "{}", 2, &frame), 0);
+	assert_int_equal(frame.kind, QMP_FRAME_VALUE);
+	assert_int_equal(frame.len, 2);
+	assert_memory_equal(frame.text, "42", 2);
+	qmp_stream_value_done(&st);
+	stream_expect_str(&st, "{}", object);
+	stream_expect_str(&st, "42 ", scalar);
+	qmp_stream_free(&st);
+}
+
+static void test_stream_resync_after_garbage(void **state)
+{
+	static const char *const garbage[] = { "@@@", "}}}", "tru", "{\"a\":1}", NULL };
+	static const char *const newline[] = {
+		"error: JSON parse error, invalid control character in string", "{\"b\":2}", NULL
+	};
+	static const char *const reset[] = { "error: JSON parse error, input reset by 0xff byte", "{\"c\":3}", NULL };
+	static const char *const idle_ff[] = { "abc", "{}", NULL };
+	struct qmp_stream st = { 0 };
+
+	(void)state;
+	/* a run of garbage is one value (jansson rejects it later), ended by whitespace or a bracket */
+	stream_expect_str(&st, "@@@ }}}\ttru{\"a\":1}", garbage);
+	/* an unterminated string ends at the newline, even right after a backslash */
+	stream_expect_str(&st, "{\"a\": \"xy\n{\"b\":2}", newline);
+	stream_expect_str(&st, "[\"x\\\n{\"b\":2}", newline);
+	/* 0xff abandons an unclosed value, and is skipped between values */
+	stream_expect_str(&st, "{\"a\": [1, 2\xff{\"c\":3}", reset);
+	stream_expect_str(&st, "\xff\xff" "abc\xff{}", idle_ff);
+	qmp_stream_free(&st);
+}
+
+static void test_stream_nesting_limit(void **state)
+{
+	static const char *const too_deep[] = { "error: JSON parse error, nesting depth limit exceeded", "{}", NULL };
+	const size_t deep = QMP_MAX_NESTING + 1;
+	char buf[2 * (QMP_MAX_NESTING + 1) + 2];
+	struct qmp_stream st = { 0 };
+	struct qmp_frame frame;
+
+	(void)state;
+	/* exactly QMP_MAX_NESTING deep is still a value */
+	memset(buf, '[', QMP_MAX_NESTING);
+	memset(buf + QMP_MAX_NESTING, ']', QMP_MAX_NESTING);
+	assert_int_equal(qmp_stream_scan(&st, buf, 2 * QMP_MAX_NESTING, &frame), 2 * QMP_MAX_NESTING);
+	assert_int_equal(frame.kind, QMP_FRAME_VALUE);
+	assert_int_equal(frame.len, 2 * QMP_MAX_NESTING);
+	qmp_stream_value_done(&st);
+
+	/* one level more: one error, the rest of that value skipped */
+	memset(buf, '[', deep);
+	memset(buf + deep, ']', deep);
+	memcpy(buf + 2 * deep, "{}", 2);
+	stream_expect(&st, buf, 2 * deep + 2, too_deep);
+	/* a value being skipped ends quietly at a resync point: its error was already reported */
+	memcpy(buf + deep, "\xff{}", 3);
+	stream_expect(&st, buf, deep + 3, too_deep);
+	qmp_stream_free(&st);
+}
+
+static void test_stream_size_limit(void **state)
+{
+	static const char *const too_long[] = {
+		"error: JSON parse error, input too large without a complete value", "{}", NULL
+	};
+	const size_t long_len = QMP_MAX_INPUT + 10;
+	char *buf = malloc(long_len + 4);
+	struct qmp_stream st = { 0 };
+	struct qmp_frame frame;
+
+	(void)state;
+	/* a value longer than QMP_MAX_INPUT: one error, nothing kept, resync at its end */
+	buf[0] = '"';
+	memset(buf + 1, 'x', long_len);
+	memcpy(buf + 1 + long_len, "\"{}", 3);
+	stream_expect(&st, buf, long_len + 4, too_long);
+
+	/* the big buffer of a long value is not kept once the value is done */
+	buf[100001] = '"';
+	assert_int_equal(qmp_stream_scan(&st, buf, 100002, &frame), 100002);
+	assert_int_equal(frame.kind, QMP_FRAME_VALUE);
+	qmp_stream_value_done(&st);
+	assert_null(st.value);
+	qmp_stream_free(&st);
+	free(buf);
 }
 
 /* ---- session tests -------------------------------------------------------- */
@@ -949,6 +1107,10 @@ static void test_socket_final_flush(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_split_points),
+		cmocka_unit_test(test_stream_resync_after_garbage),
+		cmocka_unit_test(test_stream_nesting_limit),
+		cmocka_unit_test(test_stream_size_limit),
 		cmocka_unit_test_setup_teardown(test_greeting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_negotiation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query_version, setup, teardown),
