@@ -14,10 +14,12 @@
 #include "dev/virtio_blk.h"
 #include "dev/virtio_net.h"
 #include "qmp/qmp.h"
+#include "qmp/qmp_migrate.h"
 #include "qmp/qmp_state.h"
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "state/migrate.h"
 #include "state/snapshot.h"
 #include "vm/pvh.h"
 #include "vm/vm.h"
@@ -30,6 +32,8 @@ struct run_ctx {
 	struct vm vm;
 	int vm_created;
 	struct qmp_server *qmp;
+	struct migration migration;
+	int migration_ready;
 	int console_fd;
 	int signal_fd;
 };
@@ -76,12 +80,26 @@ static int run_add_devices(struct run_ctx *c)
 	return ret;
 }
 
+/* --incoming: the stream is in; run the guest, or end with the reason. */
+static void run_on_incoming(void *opaque, bool ok, const char *error)
+{
+	struct run_ctx *c = opaque;
+	int ret;
+
+	if (ok && (ret = vm_start(&c->vm)) == 0)
+		return;
+	log_error("incoming migration failed: %s", ok ? strerror(-ret) : error);
+	vm_request_shutdown(&c->vm, 1, "migration-failed");
+}
+
 /* A fresh boot from the kernel, or the state of a snapshot (--restore). */
 static int run_load_guest(struct run_ctx *c)
 {
 	char err[512];
 	int ret;
 
+	if (c->args.incoming)
+		return 0;
 	if (!c->args.restore)
 		return pvh_boot(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline);
 	ret = snapshot_restore_fresh(&c->vm, c->args.restore, err, sizeof(err));
@@ -118,6 +136,17 @@ static int run_watch_signals(struct run_ctx *c)
 	return evloop_add(c->loop, c->signal_fd, EPOLLIN, run_on_signal, c);
 }
 
+static int run_listen_incoming(struct run_ctx *c)
+{
+	char err[256];
+	int ret = migration_listen(&c->migration, c->args.incoming, run_on_incoming, c, err,
+				   sizeof(err));
+
+	if (ret < 0)
+		log_error("--incoming: %s", err);
+	return ret;
+}
+
 static int run_setup(struct run_ctx *c)
 {
 	int ret;
@@ -129,6 +158,13 @@ static int run_setup(struct run_ctx *c)
 		return ret;
 	ret = vm_create(&c->vm, c->loop, c->args.mem_size);
 	c->vm_created = 1;
+	migration_init(&c->migration, &c->vm, NULL, NULL);
+	c->migration_ready = 1;
+	if (c->args.incoming) {
+		/* The source owns the TAP until it hands the VM over. */
+		c->vm.defer_backends = 1;
+		vm_set_state(&c->vm, VM_STATE_CREATED, VM_STATE_INMIGRATE);
+	}
 	if (ret || (ret = run_add_devices(c)) || (ret = run_load_guest(c)))
 		return ret;
 	if (c->args.qmp_path) {
@@ -137,14 +173,19 @@ static int run_setup(struct run_ctx *c)
 			log_error("qmp socket %s: %s", c->args.qmp_path, strerror(-ret));
 			return ret;
 		}
-		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)))
+		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
+		    (ret = qmp_migrate_bind(c->qmp, &c->migration)))
 			return ret;
 	}
+	if (c->args.incoming)
+		return run_listen_incoming(c);
 	return vm_start(&c->vm);
 }
 
 static void run_teardown(struct run_ctx *c)
 {
+	if (c->migration_ready)
+		migration_destroy(&c->migration);
 	if (c->qmp) {
 		qmp_vm_unbind(&c->vm);
 		qmp_server_destroy(c->qmp);

@@ -12,7 +12,7 @@ const char run_usage[] =
 	"usage: lockstep run --kernel ELF [--initrd FILE] [--cmdline STR] [--mem SIZE]\n"
 	"                    [--disk PATH[,readonly]]... [--net tap=IFNAME[,mac=MAC]|none]\n"
 	"                    [--qmp SOCKETPATH] [--console stdio|file:PATH] [--verbose]\n"
-	"                    [--restore SNAPSHOT]\n";
+	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT]\n";
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -132,7 +132,7 @@ static const struct option run_options[] = {
 	{ "disk", required_argument, NULL, 'd' },    { "net", required_argument, NULL, 'n' },
 	{ "qmp", required_argument, NULL, 'q' },     { "console", required_argument, NULL, 'C' },
 	{ "verbose", no_argument, NULL, 'v' },       { "help", no_argument, NULL, 'h' },
-	{ "restore", required_argument, NULL, 'r' },
+	{ "restore", required_argument, NULL, 'r' }, { "incoming", required_argument, NULL, 'I' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -149,6 +149,7 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 	case 'C': return run_parse_console(a, optarg, err, errlen);
 	case 'v': a->verbose = 1; return 0;
 	case 'r': a->restore = optarg; return 0;
+	case 'I': a->incoming = optarg; return 0;
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}
@@ -174,10 +175,13 @@ int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int err
 	}
 	if (optind < argc)
 		return ARG_ERR("unexpected argument '%s'", argv[optind]);
-	if (!a->kernel && !a->restore)
-		return ARG_ERR("--kernel ELF is required (or --restore SNAPSHOT)");
-	if (a->restore && (a->kernel || a->initrd || a->cmdline))
-		return ARG_ERR("--restore takes the guest from the snapshot: drop --kernel, --initrd and --cmdline");
+	if (a->restore && a->incoming)
+		return ARG_ERR("--restore and --incoming exclude each other");
+	if (!a->kernel && !a->restore && !a->incoming)
+		return ARG_ERR("--kernel ELF is required (or --restore SNAPSHOT, or --incoming tcp:HOST:PORT)");
+	if ((a->restore || a->incoming) && (a->kernel || a->initrd || a->cmdline))
+		return ARG_ERR("%s takes the guest from the saved state: drop --kernel, --initrd and --cmdline",
+			       a->restore ? "--restore" : "--incoming");
 	return 0;
 }
 

@@ -30,6 +30,7 @@ struct run_args {
 	const char *qmp_path;
 	const char *console_file; /* NULL: stdio */
 	const char *restore;      /* snapshot to start from instead of booting */
+	const char *incoming;     /* tcp:HOST:PORT: wait for a live migration instead of booting */
 	int verbose;
 	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */
 };

@@ -30,6 +30,13 @@ struct device_ops {
 	/* Stop / restart producing guest-visible changes (backend polling). */
 	void (*pause)(struct device *dev);
 	void (*resume)(struct device *dev);
+	/*
+	 * Optional: let go of / take the host backend (a TAP device can have one
+	 * owner). Used to hand a VM's network over between two processes
+	 * (migration, failover); the device state is unaffected.
+	 */
+	void (*detach_backend)(struct device *dev);
+	int (*attach_backend)(struct device *dev);
 	/* Frees the device and closes its backends. */
 	void (*destroy)(struct device *dev);
 };

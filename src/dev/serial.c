@@ -241,6 +241,7 @@ static int serial_load(struct device *d, struct sbuf_reader *in)
 	s->rx_head = 0;
 	s->rx_count = r[8];
 	memcpy(s->rx, rx, r[8]);
+	s->irq_level = 0xff; /* unknown after a platform load: drive the line either way */
 	serial_update_irq(s);
 	return 0;
 }

@@ -379,6 +379,21 @@ static void mmio_resume(struct device *dev)
 		t->vops->resume(t);
 }
 
+static void mmio_detach_backend(struct device *dev)
+{
+	struct virtio_mmio *t = to_virtio_mmio(dev);
+
+	if (t->vops->detach_backend)
+		t->vops->detach_backend(t);
+}
+
+static int mmio_attach_backend(struct device *dev)
+{
+	struct virtio_mmio *t = to_virtio_mmio(dev);
+
+	return t->vops->attach_backend ? t->vops->attach_backend(t) : 0;
+}
+
 static void mmio_destroy(struct device *dev)
 {
 	struct virtio_mmio *t = to_virtio_mmio(dev);
@@ -518,6 +533,8 @@ static const struct device_ops virtio_mmio_device_ops = {
 	.load = mmio_load,
 	.pause = mmio_pause,
 	.resume = mmio_resume,
+	.detach_backend = mmio_detach_backend,
+	.attach_backend = mmio_attach_backend,
 	.destroy = mmio_destroy,
 };
 

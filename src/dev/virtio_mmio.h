@@ -102,6 +102,9 @@ struct virtio_dev_ops {
 	int (*save)(struct virtio_mmio *t, struct sbuf *out);
 	int (*load)(struct virtio_mmio *t, struct sbuf_reader *in);
 	void (*post_load)(struct virtio_mmio *t);
+	/* Optional: hand the host backend over (see struct device_ops). */
+	void (*detach_backend)(struct virtio_mmio *t);
+	int (*attach_backend)(struct virtio_mmio *t);
 	/* Close backends and free the device (which embeds t). */
 	void (*destroy)(struct virtio_mmio *t);
 };

@@ -274,12 +274,48 @@ static void net_post_load(struct virtio_mmio *t)
 	net_rx_watch_update(n);
 }
 
+static void net_unwatch_backend(struct virtio_net *n)
+{
+	if (n->rx_watched)
+		evloop_del(n->mmio.vm->loop, net_backend_fd(&n->backend));
+	n->rx_watched = 0;
+}
+
+/* Detached, the device keeps working on the none backend: TX is dropped. */
+static void net_detach_backend(struct virtio_mmio *t)
+{
+	struct virtio_net *n = to_net(t);
+
+	net_unwatch_backend(n);
+	net_backend_close(&n->backend);
+	net_none_open(&n->backend);
+}
+
+static int net_watch_backend(struct virtio_net *n);
+
+static int net_attach_backend(struct virtio_mmio *t)
+{
+	struct virtio_net *n = to_net(t);
+	int ret;
+
+	if (!n->tap_ifname[0] || net_backend_fd(&n->backend) >= 0)
+		return 0;
+	ret = net_tap_open(&n->backend, n->tap_ifname);
+	if (ret < 0) {
+		net_none_open(&n->backend);
+		return ret;
+	}
+	ret = net_watch_backend(n);
+	if (ret == 0)
+		net_rx_watch_update(n);
+	return ret;
+}
+
 static void net_destroy(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 
-	if (n->rx_watched)
-		evloop_del(t->vm->loop, net_backend_fd(&n->backend));
+	net_unwatch_backend(n);
 	net_backend_close(&n->backend);
 	free(n);
 }
@@ -299,6 +335,8 @@ static const struct virtio_dev_ops virtio_net_ops = {
 	.save = net_save,
 	.load = net_load,
 	.post_load = net_post_load,
+	.detach_backend = net_detach_backend,
+	.attach_backend = net_attach_backend,
 	.destroy = net_destroy,
 };
 
@@ -328,14 +366,20 @@ int virtio_net_create(struct vm *vm, const char *tap_ifname, const uint8_t mac[6
 
 	if (!n)
 		return -ENOMEM;
+	if (tap_ifname && strlen(tap_ifname) >= sizeof(n->tap_ifname)) {
+		free(n);
+		return -ENAMETOOLONG;
+	}
+	net_none_open(&n->backend);
 	if (tap_ifname) {
-		ret = net_tap_open(&n->backend, tap_ifname);
+		strcpy(n->tap_ifname, tap_ifname);
+		/* A VM waiting for an incoming migration takes the TAP only once it
+		 * runs: until then the source still owns it. */
+		ret = vm->defer_backends ? 0 : net_tap_open(&n->backend, tap_ifname);
 		if (ret < 0) {
 			free(n);
 			return ret;
 		}
-	} else {
-		net_none_open(&n->backend);
 	}
 	virtio_mmio_init(&n->mmio, vm, &virtio_net_ops, features);
 	if (mac) {

@@ -37,6 +37,7 @@ struct virtio_net_stats {
 struct virtio_net {
 	struct virtio_mmio mmio; /* first: the transport finds us through it */
 	struct net_backend backend;
+	char tap_ifname[16]; /* "" for the none backend */
 	uint8_t mac[6];
 	uint16_t link_status;
 	int rx_watched;      /* the backend fd is registered with the event loop */

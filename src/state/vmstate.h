@@ -37,6 +37,7 @@ enum vmstate_section_type {
 	VMSTATE_SEC_PLATFORM = 4,
 	VMSTATE_SEC_DEVICE = 5,
 	VMSTATE_SEC_END = 6,
+	VMSTATE_SEC_RAM_HASH = 7, /* optional: XXH3-64 of all RAM as the writer saw it */
 };
 
 struct vmstate_ram_stats {
@@ -54,6 +55,10 @@ int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bit
 /* vCPU, platform and every device; the vCPU must be parked. */
 int vmstate_write_machine(struct stream_out *out, struct vm *vm);
 int vmstate_write_end(struct stream_out *out);
+/* XXH3-64 of all guest RAM (a consistency check; the vCPU should be parked). */
+uint64_t vmstate_ram_hash(const struct vm *vm);
+/* A RAM_HASH section: the loader compares it with its own RAM once loaded. */
+int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash);
 
 /* ---- reading ---- */
 struct vmstate_device_record {
@@ -71,6 +76,8 @@ struct vmstate_loader {
 	int ndevices;
 	struct vmstate_device_record devices[VM_MAX_DEVICES];
 	uint64_t ram_pages; /* pages received */
+	int ram_hash_checked; /* a RAM_HASH section arrived and matched */
+	uint64_t ram_hash;
 	uint64_t sections;
 	char error[256]; /* why the stream was refused */
 };

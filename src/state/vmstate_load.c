@@ -157,7 +157,8 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 		dst = gmem_page_hva(&l->vm->mem, run.first);
 		bytes = run.count * GMEM_PAGE_SIZE;
 		if (run.zero) {
-			if (l->apply_ram && !l->ram_is_zero)
+			/* Freeing the pages zeroes them without allocating memory. */
+			if (l->apply_ram && !l->ram_is_zero && gmem_discard(&l->vm->mem, run.first, run.count) < 0)
 				memset(dst, 0, bytes);
 		} else {
 			uint8_t scratch[4096];
@@ -182,6 +183,24 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 	return 0;
 }
 
+/* Only meaningful when RAM was applied: then it must equal the writer's. */
+static int check_ram_hash(struct vmstate_loader *l, const struct sbuf *b)
+{
+	uint64_t theirs;
+
+	if (b->len != sizeof(theirs))
+		return load_fail(l, "RAM_HASH section has %zu bytes", b->len);
+	memcpy(&theirs, b->data, sizeof(theirs));
+	if (!l->apply_ram)
+		return 0;
+	l->ram_hash = vmstate_ram_hash(l->vm);
+	if (l->ram_hash != theirs)
+		return load_fail(l, "RAM differs from the sender's (hash %016llx, sender %016llx)",
+				 (unsigned long long)l->ram_hash, (unsigned long long)theirs);
+	l->ram_hash_checked = 1;
+	return 0;
+}
+
 static int load_small_section(struct vmstate_loader *l, struct stream_in *in, uint32_t type,
 			      uint64_t len)
 {
@@ -193,11 +212,14 @@ static int load_small_section(struct vmstate_loader *l, struct stream_in *in, ui
 					   : type == VMSTATE_SEC_PLATFORM ? &l->platform : &b,
 				 type == VMSTATE_SEC_CONFIG ? "CONFIG" : type == VMSTATE_SEC_VCPU ? "VCPU"
 					   : type == VMSTATE_SEC_PLATFORM ? "PLATFORM"
-					   : type == VMSTATE_SEC_END ? "END" : "DEVICE");
+					   : type == VMSTATE_SEC_END ? "END"
+					   : type == VMSTATE_SEC_RAM_HASH ? "RAM_HASH" : "DEVICE");
 	if (ret == 0 && type == VMSTATE_SEC_CONFIG)
 		ret = check_config(l, &b);
 	else if (ret == 0 && type == VMSTATE_SEC_DEVICE)
 		ret = take_device_record(l, &b);
+	else if (ret == 0 && type == VMSTATE_SEC_RAM_HASH)
+		ret = check_ram_hash(l, &b);
 	sbuf_free(&b);
 	return ret;
 }
@@ -230,7 +252,7 @@ int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
 		if (stream_in_read(in, hdr, 8) < 0 || stream_in_read(in, &len, 8) < 0)
 			return load_io_fail(l, in, "section header");
 		l->sections++;
-		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_END)
+		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_RAM_HASH)
 			return load_fail(l, "unknown section type %u", hdr[0]);
 		if (hdr[1] != 1)
 			return load_fail(l, "section type %u has unsupported version %u", hdr[0], hdr[1]);

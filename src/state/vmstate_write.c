@@ -35,6 +35,21 @@ static int section_put(struct section *s, const void *p, size_t n)
 	return stream_out_write(s->out, p, n);
 }
 
+/*
+ * Guest pages change under us while the VM runs: copy each page once, then
+ * hash and send that copy, so the checksum matches the bytes on the wire.
+ */
+static int section_put_pages(struct section *s, const uint8_t *pages, uint64_t count)
+{
+	uint8_t copy[GMEM_PAGE_SIZE];
+
+	for (uint64_t i = 0; i < count; i++) {
+		memcpy(copy, pages + i * GMEM_PAGE_SIZE, sizeof(copy));
+		section_put(s, copy, sizeof(copy));
+	}
+	return s->out->error;
+}
+
 static int section_end(struct section *s)
 {
 	uint64_t h = XXH3_64bits_digest(&s->hash);
@@ -78,6 +93,35 @@ int vmstate_write_config(struct stream_out *out, struct vm *vm)
 	ret = b.error ? b.error : write_section(out, VMSTATE_SEC_CONFIG, 1, b.data, b.len);
 	sbuf_free(&b);
 	return ret;
+}
+
+/*
+ * The same digest as hashing the whole mapping, but holes are hashed from a
+ * static zero page instead of being read (reading a hole would allocate it).
+ */
+uint64_t vmstate_ram_hash(const struct vm *vm)
+{
+	static const uint8_t zero[GMEM_PAGE_SIZE];
+	uint64_t pages = gmem_page_count(&vm->mem);
+	XXH3_state_t h;
+
+	XXH3_64bits_reset(&h);
+	for (uint64_t p = 0; p < pages;) {
+		uint64_t data = gmem_next_data(&vm->mem, p), hole;
+
+		for (; p < data; p++)
+			XXH3_64bits_update(&h, zero, sizeof(zero));
+		hole = gmem_next_hole(&vm->mem, data);
+		if (hole > data)
+			XXH3_64bits_update(&h, gmem_page_hva(&vm->mem, data), (hole - data) * GMEM_PAGE_SIZE);
+		p = hole;
+	}
+	return XXH3_64bits_digest(&h);
+}
+
+int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash)
+{
+	return write_section(out, VMSTATE_SEC_RAM_HASH, 1, &hash, sizeof(hash));
 }
 
 int vmstate_write_end(struct stream_out *out)
@@ -161,8 +205,7 @@ static int ram_batch_flush(struct stream_out *out, struct vm *vm, struct ram_bat
 
 		section_put(&s, &desc, sizeof(desc));
 		if (!r->zero)
-			section_put(&s, gmem_page_hva(&vm->mem, r->first),
-				    r->count * GMEM_PAGE_SIZE);
+			section_put_pages(&s, gmem_page_hva(&vm->mem, r->first), r->count);
 		st->pages += r->count;
 		st->zero_pages += r->zero ? r->count : 0;
 	}
@@ -193,6 +236,41 @@ static int ram_batch_add(struct stream_out *out, struct vm *vm, struct ram_batch
 	return 0;
 }
 
+/* Pages known to be zero (holes): one run, nothing read. */
+static int ram_batch_add_zero(struct stream_out *out, struct vm *vm, struct ram_batch *b,
+			      uint64_t first, uint64_t count, struct vmstate_ram_stats *st)
+{
+	while (count) {
+		uint64_t n = count < VMSTATE_RAM_RUN_MAX ? count : VMSTATE_RAM_RUN_MAX;
+
+		if (b->nruns == RAM_SECTION_MAX_RUNS && ram_batch_flush(out, vm, b, st) < 0)
+			return out->error;
+		b->runs[b->nruns++] = (struct vmstate_ram_run){ .first = first, .count = n, .zero = 1 };
+		first += n;
+		count -= n;
+	}
+	return 0;
+}
+
+/* Every page: holes of the memfd as zero runs, allocated extents page by page. */
+static int ram_write_all(struct stream_out *out, struct vm *vm, struct ram_batch *b,
+			 struct vmstate_ram_stats *st)
+{
+	uint64_t pages = gmem_page_count(&vm->mem);
+
+	for (uint64_t p = 0; p < pages;) {
+		uint64_t data = gmem_next_data(&vm->mem, p), hole;
+
+		if (data > p && ram_batch_add_zero(out, vm, b, p, data - p, st) < 0)
+			return out->error;
+		hole = gmem_next_hole(&vm->mem, data);
+		for (p = data; p < hole; p++)
+			if (ram_batch_add(out, vm, b, p, st) < 0)
+				return out->error;
+	}
+	return ram_batch_flush(out, vm, b, st);
+}
+
 int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bitmap,
 		      struct vmstate_ram_stats *stats)
 {
@@ -203,8 +281,10 @@ int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bit
 
 	batch.nruns = 0;
 	batch.data_pages = 0;
+	if (!bitmap)
+		return ram_write_all(out, vm, &batch, st);
 	for (uint64_t w = 0; w < (pages + 63) / 64; w++) {
-		uint64_t bits = bitmap ? bitmap[w] : ~0ULL;
+		uint64_t bits = bitmap[w];
 
 		while (bits) {
 			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);

@@ -1,6 +1,7 @@
 #include "vm/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -81,6 +82,36 @@ void *gmem_ptr(const struct gmem *m, uint64_t gpa, uint64_t len)
 	const struct gmem_slot *s = gmem_find(m, gpa, len);
 
 	return s ? s->hva + (gpa - s->gpa) : NULL;
+}
+
+static uint64_t gmem_seek(const struct gmem *m, uint64_t page, int whence)
+{
+	off_t off = lseek(m->memfd, (off_t)(page * GMEM_PAGE_SIZE), whence);
+
+	/* ENXIO: no more data past page. Other errors: claim data, the safe answer. */
+	if (off < 0)
+		return errno == ENXIO || whence == SEEK_HOLE ? gmem_page_count(m) : page;
+	return (uint64_t)off / GMEM_PAGE_SIZE;
+}
+
+uint64_t gmem_next_data(const struct gmem *m, uint64_t page)
+{
+	return page >= gmem_page_count(m) ? gmem_page_count(m) : gmem_seek(m, page, SEEK_DATA);
+}
+
+uint64_t gmem_next_hole(const struct gmem *m, uint64_t page)
+{
+	return page >= gmem_page_count(m) ? gmem_page_count(m) : gmem_seek(m, page, SEEK_HOLE);
+}
+
+int gmem_discard(struct gmem *m, uint64_t page, uint64_t count)
+{
+	if (page > gmem_page_count(m) || count > gmem_page_count(m) - page)
+		return -EINVAL;
+	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(page * GMEM_PAGE_SIZE), (off_t)(count * GMEM_PAGE_SIZE)) < 0)
+		return -errno;
+	return 0;
 }
 
 int64_t gmem_page_index(const struct gmem *m, uint64_t gpa)

@@ -53,5 +53,15 @@ int64_t gmem_page_index(const struct gmem *m, uint64_t gpa);
 uint64_t gmem_page_count(const struct gmem *m);
 /* Host address of page `page` of the memfd (for whole-RAM walks), or NULL past the end. */
 void *gmem_page_hva(const struct gmem *m, uint64_t page);
+/*
+ * Pages never written are holes in the memfd and read as zero, without
+ * memory behind them; whole-RAM walks skip them instead of reading (which
+ * would allocate them). First data page at or after `page` / first hole page
+ * at or after `page`; the page count when there is none.
+ */
+uint64_t gmem_next_data(const struct gmem *m, uint64_t page);
+uint64_t gmem_next_hole(const struct gmem *m, uint64_t page);
+/* Makes pages [page, page+count) zero by freeing them (they become holes). */
+int gmem_discard(struct gmem *m, uint64_t page, uint64_t count);
 
 #endif

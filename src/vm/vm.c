@@ -243,6 +243,31 @@ int vm_alloc_virtio_mmio(struct vm *vm, uint64_t *base, uint32_t *gsi)
 	return 0;
 }
 
+void vm_detach_backends(struct vm *vm)
+{
+	vm_io_lock(vm);
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i]->ops->detach_backend)
+			vm->devices[i]->ops->detach_backend(vm->devices[i]);
+	vm_io_unlock(vm);
+}
+
+int vm_attach_backends(struct vm *vm, const char **failed)
+{
+	int ret = 0;
+
+	vm_io_lock(vm);
+	for (int i = 0; i < vm->ndevices && ret == 0; i++) {
+		struct device *d = vm->devices[i];
+
+		if (d->ops->attach_backend && (ret = d->ops->attach_backend(d)) < 0 && failed)
+			*failed = d->name;
+	}
+	vm->defer_backends = 0;
+	vm_io_unlock(vm);
+	return ret;
+}
+
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level)
 {
 	struct kvm_irq_level irq = { .irq = gsi, .level = level ? 1 : 0 };
@@ -313,6 +338,10 @@ int vm_start(struct vm *vm)
 	int ret;
 
 	pthread_mutex_lock(&vm->state_lock);
+	if (vm->state == VM_STATE_SHUTDOWN) {
+		pthread_mutex_unlock(&vm->state_lock);
+		return -EINVAL;
+	}
 	vm->state = VM_STATE_RUNNING;
 	pthread_mutex_unlock(&vm->state_lock);
 	ret = vcpu_start(vm->vcpu);
@@ -356,7 +385,7 @@ int vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->state_lock);
 	if (vm->state != VM_STATE_RUNNING) {
-		int ret = vm->state == VM_STATE_PAUSED ? 0 : -EINVAL;
+		int ret = vm->state == VM_STATE_PAUSED || vm->state == VM_STATE_POSTMIGRATE ? 0 : -EINVAL;
 
 		pthread_mutex_unlock(&vm->state_lock);
 		return ret;
@@ -380,7 +409,10 @@ int vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->state_lock);
 	if (vm->state != VM_STATE_PAUSED) {
-		int ret = vm->state == VM_STATE_RUNNING ? 0 : -EINVAL;
+		/* After a migration the guest lives on in the destination: running
+		 * it here too would give two diverging copies. */
+		int ret = vm->state == VM_STATE_RUNNING ? 0
+			  : vm->state == VM_STATE_POSTMIGRATE ? -EBUSY : -EINVAL;
 
 		pthread_mutex_unlock(&vm->state_lock);
 		return ret;
@@ -394,6 +426,14 @@ int vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->state_lock);
 	vm_emit(vm, VM_EVENT_RESUME, NULL);
 	return 0;
+}
+
+void vm_set_state(struct vm *vm, enum vm_run_state from, enum vm_run_state to)
+{
+	pthread_mutex_lock(&vm->state_lock);
+	if (vm->state == from)
+		vm->state = to;
+	pthread_mutex_unlock(&vm->state_lock);
 }
 
 enum vm_run_state vm_get_state(struct vm *vm)
@@ -417,6 +457,10 @@ const char *vm_state_name(enum vm_run_state s)
 		return "paused";
 	case VM_STATE_SHUTDOWN:
 		return "shutdown";
+	case VM_STATE_INMIGRATE:
+		return "inmigrate";
+	case VM_STATE_POSTMIGRATE:
+		return "postmigrate";
 	}
 	return "unknown";
 }

@@ -33,6 +33,8 @@ enum vm_run_state {
 	VM_STATE_RUNNING,
 	VM_STATE_PAUSED,   /* stopped by the monitor (QMP stop) */
 	VM_STATE_SHUTDOWN, /* the guest exited or the VM was told to quit */
+	VM_STATE_INMIGRATE,   /* waiting for an incoming migration stream */
+	VM_STATE_POSTMIGRATE, /* migrated away: the guest runs elsewhere, never resume here */
 };
 
 enum vm_event {
@@ -57,6 +59,7 @@ struct vm {
 	int ndevices;
 	struct device *devices[VM_MAX_DEVICES];
 	int nvirtio;
+	int defer_backends; /* set before adding devices: backends attach at vm_attach_backends */
 	char cmdline_devices[VM_CMDLINE_MAX]; /* "virtio_mmio.device=..." entries */
 
 	/* Run state; changed only under state_lock. */
@@ -88,6 +91,11 @@ int vm_register_mmio(struct vm *vm, uint64_t gpa, uint64_t len, struct device *d
 /* Next free virtio-mmio window; also announces it on the guest command line. */
 int vm_alloc_virtio_mmio(struct vm *vm, uint64_t *base, uint32_t *gsi);
 
+/* Hand every device's host backend over (see device_ops.detach_backend). */
+void vm_detach_backends(struct vm *vm);
+/* Returns the first failure; devices attached before it stay attached. */
+int vm_attach_backends(struct vm *vm, const char **failed);
+
 /* Drive an irqchip input line (level 1 = asserted). Safe from any thread. */
 int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
 /* Wake a vCPU blocked in the idle call: a device has something for the guest. */
@@ -102,6 +110,8 @@ int vm_start(struct vm *vm);
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 enum vm_run_state vm_get_state(struct vm *vm);
+/* Moves the VM from state `from` to `to`, if it is in `from` (inmigrate, postmigrate). */
+void vm_set_state(struct vm *vm, enum vm_run_state from, enum vm_run_state to);
 const char *vm_state_name(enum vm_run_state s);
 /* Ends the VM: from the vCPU thread (guest exit) or the main thread (quit).
  * The event loop sees it, emits SHUTDOWN and stops. */
