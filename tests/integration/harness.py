@@ -14,7 +14,8 @@ import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOCKSTEP = os.path.join(ROOT, "build", "lockstep")
-GUEST = os.path.join(ROOT, "build", "guest", "testguest.elf")
+# LOCKSTEP_GUEST points the tests at another guest image (e.g. one built from another revision).
+GUEST = os.environ.get("LOCKSTEP_GUEST", os.path.join(ROOT, "build", "guest", "testguest.elf"))
 
 
 class Cleanup:

@@ -1,0 +1,130 @@
+"""Snapshots: the whole VM saved to a file and loaded back, in the same process or a new one."""
+import re
+import time
+
+import pytest
+
+from harness import GUEST, QMP
+
+DIRTY = "app=dirty,pages=32,period=20"
+
+
+def counters(vm):
+    return [int(x) for x in re.findall(r"dirty: counter=(\d+)", vm.console())]
+
+
+def wait_new_counters(vm, skip, n, timeout=10.0):
+    """The counters printed after the first `skip` ones, once there are n of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        later = counters(vm)[skip:]
+        if len(later) >= n:
+            return later
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {n} new counters: {vm.console()[-500:]}")
+
+
+@pytest.fixture
+def dirty_vm(start_vm, tmp_path):
+    def start(extra=(), name="vm"):
+        sock = str(tmp_path / f"{name}.sock")
+        vm = start_vm(["--kernel", GUEST, "--qmp", sock, "--cmdline", DIRTY] + list(extra), name=name)
+        vm.wait_console(r"dirty: counter=5\b")
+        return vm, QMP(sock)
+    return start
+
+
+def save(q, path):
+    r = q.execute("snapshot-save", {"file": str(path)})
+    assert r == {"return": {}}, r
+
+
+def test_restore_in_new_process_continues_counter(dirty_vm, start_vm, tmp_path):
+    img = tmp_path / "disk.img"
+    img.write_bytes(b"\0" * (1 << 20))
+    devices = ["--disk", str(img), "--net", "none"]
+    vm, q = dirty_vm(devices)
+    snap = tmp_path / "vm.snap"
+    save(q, snap)
+    at_save = counters(vm)[-1]
+    vm.wait_console(rf"counter={at_save + 3}\b")  # the original runs on after saving
+    vm.kill()
+    restored = start_vm(["--restore", str(snap)] + devices, name="restored")
+    restored.wait_console(r"dirty: counter=\d+")
+    first = counters(restored)[0]
+    # The guest resumes where it was saved: the next period prints the next value.
+    assert first == at_save + 1, restored.console()
+    restored.wait_console(rf"counter={first + 5}\b")
+    assert "lockstep test guest" not in restored.console()  # no reboot: no banner
+
+
+def test_snapshot_load_rewinds_running_vm(dirty_vm, tmp_path):
+    vm, q = dirty_vm()
+    snap = tmp_path / "vm.snap"
+    save(q, snap)
+    at_save = counters(vm)[-1]
+    vm.wait_console(rf"counter={at_save + 10}\b")
+    before = len(counters(vm))
+    r = q.execute("snapshot-load", {"file": str(snap)})
+    assert r == {"return": {}}, r
+    later = wait_new_counters(vm, before, 3)
+    # Back to the saved state: the guest prints at_save + 1 again, then goes on.
+    assert later[:3] == [at_save + 1, at_save + 2, at_save + 3], (at_save, later)
+    assert q.execute("query-status")["return"]["status"] == "running"
+
+
+def test_snapshot_of_stopped_vm_keeps_it_stopped(dirty_vm, tmp_path):
+    vm, q = dirty_vm()
+    assert q.execute("stop") == {"return": {}}
+    save(q, tmp_path / "s.snap")
+    assert q.execute("query-status")["return"]["status"] == "paused"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_bad_snapshot_is_refused_and_vm_unharmed(dirty_vm, tmp_path, damage):
+    vm, q = dirty_vm()
+    snap = tmp_path / "vm.snap"
+    save(q, snap)
+    data = bytearray(snap.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    elif damage == "truncate":
+        data = data[: len(data) // 3]
+    else:
+        data = bytearray(b"this is not a snapshot" * 10)
+    bad = tmp_path / "bad.snap"
+    bad.write_bytes(bytes(data))
+    n = counters(vm)[-1]
+    r = q.execute("snapshot-load", {"file": str(bad)})
+    assert r["error"]["class"] == "GenericError"
+    expect = {"flip": "corrupted", "truncate": "truncated", "garbage": "bad magic"}[damage]
+    assert expect in r["error"]["desc"], r
+    # The VM was not touched: it runs on from where it was.
+    vm.wait_console(rf"counter={n + 3}\b")
+    assert all(b - a == 1 for a, b in zip(counters(vm), counters(vm)[1:]))
+
+
+def test_snapshot_errors(dirty_vm, tmp_path):
+    vm, q = dirty_vm()
+    r = q.execute("snapshot-save", {"file": str(tmp_path / "no" / "such" / "dir" / "x")})
+    assert "cannot create" in r["error"]["desc"]
+    r = q.execute("snapshot-load", {"file": str(tmp_path / "missing.snap")})
+    assert "No such file" in r["error"]["desc"]
+    r = q.execute("snapshot-save", {})
+    assert r["error"]["class"] == "GenericError" and "file" in r["error"]["desc"]
+    assert q.execute("query-status")["return"]["status"] == "running"
+
+
+def test_restore_with_other_config_is_refused(dirty_vm, start_vm, tmp_path):
+    vm, q = dirty_vm()
+    snap = tmp_path / "vm.snap"
+    save(q, snap)
+    other = start_vm(["--restore", str(snap), "--mem", "128M"], name="other")
+    assert other.wait_exit() == 1
+    assert "state has 256 MiB of RAM, this VM 128 MiB" in other.stderr()
+    other = start_vm(["--restore", str(snap), "--net", "none"], name="other2")
+    assert other.wait_exit() == 1
+    assert "devices" in other.stderr()
+    missing = start_vm(["--restore", str(tmp_path / "nope")], name="missing")
+    assert missing.wait_exit() == 1
+    assert "No such file" in missing.stderr()
