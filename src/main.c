@@ -14,11 +14,13 @@
 #include "dev/virtio_blk.h"
 #include "dev/virtio_net.h"
 #include "qmp/qmp.h"
+#include "qmp/qmp_colo.h"
 #include "qmp/qmp_migrate.h"
 #include "qmp/qmp_state.h"
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "state/colo.h"
 #include "state/migrate.h"
 #include "state/snapshot.h"
 #include "vm/pvh.h"
@@ -33,6 +35,7 @@ struct run_ctx {
 	int vm_created;
 	struct qmp_server *qmp;
 	struct migration migration;
+	struct colo colo;
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -78,6 +81,12 @@ static int run_add_devices(struct run_ctx *c)
 	if (ret < 0)
 		log_error("tap %s: %s", a->net == RUN_NET_TAP ? a->tap : "none", strerror(-ret));
 	return ret;
+}
+
+/* COLO thread: COLO is over, so is the migration that started it. */
+static void run_on_colo_end(void *opaque)
+{
+	migration_set_status(opaque, MIGRATE_COMPLETED);
 }
 
 /* --incoming: the stream is in; run the guest, or end with the reason. */
@@ -159,6 +168,9 @@ static int run_setup(struct run_ctx *c)
 	ret = vm_create(&c->vm, c->loop, c->args.mem_size);
 	c->vm_created = 1;
 	migration_init(&c->migration, &c->vm, NULL, NULL);
+	colo_init(&c->colo, &c->vm);
+	c->migration.colo = &c->colo;
+	colo_add_hook(&c->colo, COLO_HOOK_FAILOVER, run_on_colo_end, &c->migration);
 	c->migration_ready = 1;
 	if (c->args.incoming) {
 		/* The source owns the TAP until it hands the VM over. */
@@ -174,7 +186,8 @@ static int run_setup(struct run_ctx *c)
 			return ret;
 		}
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
-		    (ret = qmp_migrate_bind(c->qmp, &c->migration)))
+		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
+		    (ret = qmp_colo_bind(c->qmp, &c->migration)))
 			return ret;
 	}
 	if (c->args.incoming)
@@ -184,8 +197,10 @@ static int run_setup(struct run_ctx *c)
 
 static void run_teardown(struct run_ctx *c)
 {
-	if (c->migration_ready)
+	if (c->migration_ready) {
+		colo_destroy(&c->colo);
 		migration_destroy(&c->migration);
+	}
 	if (c->qmp) {
 		qmp_vm_unbind(&c->vm);
 		qmp_server_destroy(c->qmp);

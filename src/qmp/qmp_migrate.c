@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qmp/qmp.h"
+#include "state/colo.h"
 #include "state/migrate.h"
 
 /* opaque: the server (the migration's listener); commands get the migration itself. */
@@ -79,10 +80,11 @@ static json_t *cmd_query_migrate(json_t *args, struct qmp_error *err, void *opaq
 	return r;
 }
 
-static json_t *params_json(const struct migrate_params *p)
+static json_t *params_json(const struct migration *m, const struct migrate_params *p)
 {
-	return json_pack("{s:I, s:I, s:b}", "downtime-limit", (json_int_t)p->downtime_limit_ms,
-			 "max-bandwidth", (json_int_t)p->max_bandwidth, "x-check-ram", p->check_ram);
+	return json_pack("{s:I, s:I, s:b, s:I}", "downtime-limit", (json_int_t)p->downtime_limit_ms,
+			 "max-bandwidth", (json_int_t)p->max_bandwidth, "x-check-ram", p->check_ram,
+			 "x-checkpoint-delay", (json_int_t)(m->colo ? m->colo->delay_ms : 0));
 }
 
 static int get_nonneg(json_t *args, const char *key, uint64_t max, uint64_t *out,
@@ -109,13 +111,21 @@ static json_t *cmd_migrate_set_parameters(json_t *args, struct qmp_error *err, v
 		{ "downtime-limit", QMP_ARG_INT, false },
 		{ "max-bandwidth", QMP_ARG_INT, false },
 		{ "x-check-ram", QMP_ARG_BOOL, false },
+		{ "x-checkpoint-delay", QMP_ARG_INT, false },
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
 	struct migrate_params p;
+	uint64_t delay = 0;
 
 	if (qmp_args_check(args, err, spec) < 0)
 		return NULL;
+	if (json_object_get(args, "x-checkpoint-delay")) {
+		if (get_nonneg(args, "x-checkpoint-delay", UINT32_MAX, &delay, err) < 0)
+			return NULL;
+		if (m->colo)
+			colo_set_delay(m->colo, (uint32_t)delay);
+	}
 	migration_get_params(m, &p);
 	if (get_nonneg(args, "downtime-limit", 2000000, &p.downtime_limit_ms, err) < 0 ||
 	    get_nonneg(args, "max-bandwidth", INT64_MAX, &p.max_bandwidth, err) < 0)
@@ -134,7 +144,7 @@ static json_t *cmd_query_migrate_parameters(json_t *args, struct qmp_error *err,
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
 	migration_get_params(m, &p);
-	return params_json(&p);
+	return params_json(m, &p);
 }
 
 int qmp_migrate_bind(struct qmp_server *s, struct migration *m)

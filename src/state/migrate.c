@@ -41,10 +41,10 @@ const char *migrate_status_name(enum migrate_status st)
 		[MIGRATE_NONE] = "none",		[MIGRATE_SETUP] = "setup",
 		[MIGRATE_ACTIVE] = "active",		[MIGRATE_COMPLETED] = "completed",
 		[MIGRATE_FAILED] = "failed",		[MIGRATE_CANCELLING] = "cancelling",
-		[MIGRATE_CANCELLED] = "cancelled",
+		[MIGRATE_CANCELLED] = "cancelled",	[MIGRATE_COLO] = "colo",
 	};
 
-	return st <= MIGRATE_CANCELLED ? names[st] : "unknown";
+	return st <= MIGRATE_COLO ? names[st] : "unknown";
 }
 
 struct status_event {

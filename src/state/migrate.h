@@ -22,6 +22,7 @@
 
 #include "util/netaddr.h"
 
+struct colo;
 struct vm;
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS 300
@@ -37,6 +38,7 @@ enum migrate_status {
 	MIGRATE_FAILED,
 	MIGRATE_CANCELLING,
 	MIGRATE_CANCELLED,
+	MIGRATE_COLO, /* the migration became a COLO pair (state/colo.h) */
 };
 
 struct migrate_params {
@@ -72,6 +74,8 @@ struct migration {
 	struct migrate_stats stats;
 	char error[256];
 	bool incoming;
+	bool colo_capability; /* x-colo: the migration enters COLO instead of completing */
+	struct colo *colo;    /* where COLO runs once entered */
 	int fd;        /* connection, -1 when none */
 	int listen_fd; /* destination, until the source connects */
 	volatile int cancel;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "state/colo.h"
 #include "state/migrate.h"
 #include "state/stream.h"
 #include "state/vmstate.h"
@@ -78,7 +79,12 @@ static int recv_load(struct migration *m, struct vmstate_loader *l, struct strea
 	const char *failed = "?";
 	int ret = vmstate_load_stream(l, in);
 
-	if (ret == 0 && (ret = vmstate_apply_machine(l)) == 0) {
+	if (ret == 0 && l->colo_requested && !(m->colo_capability && m->colo)) {
+		migration_fail(m, "the source wants COLO but this destination lacks the x-colo capability");
+		ret = -EPROTO;
+	}
+	/* A COLO secondary leaves the host backends alone until it fails over. */
+	if (ret == 0 && (ret = vmstate_apply_machine(l)) == 0 && !l->colo_requested) {
 		ret = vm_attach_backends(m->vm, &failed);
 		if (ret < 0)
 			migration_fail(m, "%s: cannot take the host backend: %s", failed, strerror(-ret));
@@ -94,12 +100,28 @@ static int recv_load(struct migration *m, struct vmstate_loader *l, struct strea
 	return ret;
 }
 
+/* The loaded VM becomes a COLO secondary: the COLO thread starts it. */
+static void recv_enter_colo(struct migration *m, int fd, struct stream_in *in)
+{
+	int ret = colo_start_secondary(m->colo, fd, in, false);
+
+	if (ret < 0) {
+		migration_fail(m, "cannot start COLO: %s", strerror(-ret));
+		stream_in_free(in);
+		close(fd);
+		recv_report(m, false);
+		return;
+	}
+	migration_set_status(m, MIGRATE_COLO);
+}
+
 void *migration_recv_thread(void *arg)
 {
 	struct migration *m = arg;
 	struct vmstate_loader *l = malloc(sizeof(*l));
 	struct stream_in in = { .fd = -1 };
 	uint64_t t0;
+	bool colo;
 	int fd, ret = -ENOMEM;
 
 	if (!l) {
@@ -117,12 +139,18 @@ void *migration_recv_thread(void *arg)
 		if (ret == 0)
 			ret = recv_load(m, l, &in);
 		recv_answer(fd, ret);
+		colo = ret == 0 && l->colo_requested;
 		vmstate_loader_free(l);
-		stream_in_free(&in);
 		pthread_mutex_lock(&m->lock);
-		close(fd);
 		m->fd = -1;
 		pthread_mutex_unlock(&m->lock);
+		if (colo) {
+			free(l);
+			recv_enter_colo(m, fd, &in);
+			return NULL;
+		}
+		stream_in_free(&in);
+		close(fd);
 	}
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_time_ms = (stream_now_ns() - t0) / 1000000;

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "state/colo.h"
 #include "state/migrate.h"
 #include "state/stream.h"
 #include "state/vmstate.h"
@@ -21,6 +22,7 @@ struct send_ctx {
 	uint64_t words;
 	uint64_t t_start, t_round;
 	bool paused_by_us, detached;
+	bool colo; /* enter COLO instead of completing */
 };
 
 static uint64_t ms_since(uint64_t t_ns) { return (stream_now_ns() - t_ns) / 1000000; }
@@ -161,9 +163,12 @@ static int send_final(struct send_ctx *c)
 	pthread_mutex_unlock(&c->m->lock);
 	if ((ret = vmstate_write_end(&c->out)))
 		return ret;
-	/* One owner per TAP: let go before the destination takes it. */
-	vm_detach_backends(c->vm);
-	c->detached = true;
+	/* One owner per TAP: let go before the destination takes it. A COLO
+	 * primary keeps its backends: the secondary never owns them while COLO runs. */
+	if (!c->colo) {
+		vm_detach_backends(c->vm);
+		c->detached = true;
+	}
 	ret = send_wait_ack(c);
 	pthread_mutex_lock(&c->m->lock);
 	c->m->stats.downtime_ms = ms_since(t_stop);
@@ -178,6 +183,8 @@ static int send_all(struct send_ctx *c)
 	int ret;
 
 	if ((ret = vmstate_write_header(&c->out)) || (ret = vmstate_write_config(&c->out, c->vm)))
+		return ret;
+	if (c->colo && (ret = vmstate_write_colo(&c->out)))
 		return ret;
 	c->bitmap = calloc(c->words, sizeof(uint64_t));
 	if (!c->bitmap)
@@ -216,15 +223,38 @@ static void send_recover(struct send_ctx *c)
 		vm_resume(c->vm);
 }
 
+/* Success with x-colo: the socket and the stopped VM go to the COLO primary. */
+static int send_enter_colo(struct send_ctx *c, int fd)
+{
+	int ret = colo_start_primary(c->m->colo, fd, c->paused_by_us, c->params.check_ram);
+
+	if (ret < 0) {
+		close(fd);
+		migration_fail(c->m, "cannot start COLO: %s", strerror(-ret));
+		return ret;
+	}
+	migration_set_status(c->m, MIGRATE_COLO);
+	return 0;
+}
+
 static void send_finish(struct send_ctx *c, int ret)
 {
 	struct migration *m = c->m;
+	int fd;
 
 	pthread_mutex_lock(&m->lock);
 	m->stats.total_time_ms = ms_since(c->t_start);
-	close(m->fd);
+	fd = m->fd;
 	m->fd = -1;
 	pthread_mutex_unlock(&m->lock);
+	if (ret == 0 && c->colo) {
+		ret = send_enter_colo(c, fd); /* closes fd if COLO cannot start */
+		if (ret == 0)
+			return;
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
 	if (ret == 0) {
 		vm_set_state(c->vm, VM_STATE_PAUSED, VM_STATE_POSTMIGRATE);
 		migration_set_status(m, MIGRATE_COMPLETED);
@@ -243,6 +273,7 @@ void *migration_send_thread(void *arg)
 	int ret;
 
 	migration_get_params(m, &c.params);
+	c.colo = m->colo_capability && m->colo;
 	c.words = dirty_bitmap_words(m->vm);
 	pthread_mutex_lock(&m->lock);
 	m->stats.ram_total = m->vm->mem.size;

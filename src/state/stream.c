@@ -1,4 +1,5 @@
 #include "state/stream.h"
+#include "util/sbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +21,14 @@ int stream_out_init(struct stream_out *s, int fd)
 	s->fd = fd;
 	s->buf = malloc(STREAM_BUF_SIZE);
 	return s->buf ? 0 : -ENOMEM;
+}
+
+int stream_out_init_capture(struct stream_out *s, struct sbuf *b)
+{
+	int ret = stream_out_init(s, -1);
+
+	s->capture = b;
+	return ret;
 }
 
 void stream_out_free(struct stream_out *s)
@@ -55,6 +64,11 @@ static void stream_out_throttle(struct stream_out *s)
 
 static int stream_write_all(struct stream_out *s, const uint8_t *p, size_t n)
 {
+	if (s->capture) {
+		sbuf_put(s->capture, p, n);
+		s->bytes += n;
+		return s->error = s->capture->error;
+	}
 	while (n) {
 		ssize_t w = write(s->fd, p, n);
 
@@ -108,9 +122,22 @@ int stream_in_init(struct stream_in *s, int fd)
 	return s->buf ? 0 : -ENOMEM;
 }
 
+/* In memory: the whole input is the buffer, and reading past it is the end. */
+void stream_in_init_mem(struct stream_in *s, const void *data, size_t len)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	s->buf = (uint8_t *)data;
+	s->len = len;
+	s->in_memory = 1;
+}
+
+size_t stream_in_buffered(const struct stream_in *s) { return s->len - s->pos; }
+
 void stream_in_free(struct stream_in *s)
 {
-	free(s->buf);
+	if (!s->in_memory)
+		free(s->buf);
 	s->buf = NULL;
 }
 
@@ -118,6 +145,8 @@ static int stream_in_fill(struct stream_in *s)
 {
 	ssize_t r;
 
+	if (s->in_memory)
+		return s->error = -EPIPE;
 	do {
 		r = read(s->fd, s->buf, STREAM_BUF_SIZE);
 	} while (r < 0 && errno == EINTR);

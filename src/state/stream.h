@@ -11,8 +11,11 @@
 
 #define STREAM_BUF_SIZE (1u << 20)
 
+struct sbuf;
+
 struct stream_out {
 	int fd;
+	struct sbuf *capture; /* set: bytes are appended here instead of written to fd */
 	uint8_t *buf;
 	size_t len;
 	uint64_t bytes;      /* total bytes handed to the kernel */
@@ -28,9 +31,12 @@ struct stream_in {
 	size_t pos, len;
 	uint64_t bytes; /* total bytes consumed */
 	int error;
+	int in_memory;
 };
 
 int stream_out_init(struct stream_out *s, int fd);
+/* A stream that collects its bytes in b (for a length-prefixed blob). */
+int stream_out_init_capture(struct stream_out *s, struct sbuf *b);
 void stream_out_free(struct stream_out *s);
 int stream_out_write(struct stream_out *s, const void *p, size_t n);
 int stream_out_flush(struct stream_out *s);
@@ -38,6 +44,10 @@ int stream_out_flush(struct stream_out *s);
 void stream_out_set_bandwidth(struct stream_out *s, uint64_t bytes_per_s);
 
 int stream_in_init(struct stream_in *s, int fd);
+/* A stream over bytes in memory (not copied; they must outlive the stream). */
+void stream_in_init_mem(struct stream_in *s, const void *data, size_t len);
+/* Bytes already buffered: a read of that many will not block. */
+size_t stream_in_buffered(const struct stream_in *s);
 void stream_in_free(struct stream_in *s);
 /* Reads exactly n bytes; -EPIPE if the stream ends first. */
 int stream_in_read(struct stream_in *s, void *p, size_t n);

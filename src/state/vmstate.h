@@ -38,6 +38,7 @@ enum vmstate_section_type {
 	VMSTATE_SEC_DEVICE = 5,
 	VMSTATE_SEC_END = 6,
 	VMSTATE_SEC_RAM_HASH = 7, /* optional: XXH3-64 of all RAM as the writer saw it */
+	VMSTATE_SEC_COLO = 8,     /* empty: the sender enters COLO after this migration */
 };
 
 struct vmstate_ram_stats {
@@ -57,6 +58,8 @@ int vmstate_write_machine(struct stream_out *out, struct vm *vm);
 int vmstate_write_end(struct stream_out *out);
 /* XXH3-64 of all guest RAM (a consistency check; the vCPU should be parked). */
 uint64_t vmstate_ram_hash(const struct vm *vm);
+/* A COLO section: the destination is to become a COLO secondary. */
+int vmstate_write_colo(struct stream_out *out);
 /* A RAM_HASH section: the loader compares it with its own RAM once loaded. */
 int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash);
 
@@ -78,6 +81,14 @@ struct vmstate_loader {
 	uint64_t ram_pages; /* pages received */
 	int ram_hash_checked; /* a RAM_HASH section arrived and matched */
 	uint64_t ram_hash;
+	/* COLO secondary: pages go into ram_target (same layout as guest RAM) and
+	 * are marked in ram_target_dirty; a RAM_HASH is only recorded
+	 * (ram_hash_expected) to be compared once the pages are applied. */
+	uint8_t *ram_target;
+	uint64_t *ram_target_dirty;
+	int ram_hash_expected;
+	int ram_only; /* body: RAM, RAM_HASH and END only (else: machine sections and END) */
+	int colo_requested; /* a COLO section arrived */
 	uint64_t sections;
 	char error[256]; /* why the stream was refused */
 };
@@ -86,6 +97,8 @@ void vmstate_loader_init(struct vmstate_loader *l, struct vm *vm, int apply_ram)
 void vmstate_loader_free(struct vmstate_loader *l);
 /* Header through END. -EINVAL (bad stream, l->error says why) or -errno (I/O). */
 int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in);
+/* Sections through END, without header or CONFIG (a COLO checkpoint). */
+int vmstate_load_stream_body(struct vmstate_loader *l, struct stream_in *in);
 /*
  * Puts the collected vCPU, platform and device records into the VM (vCPU
  * parked). If any record is refused, what was applied is rolled back from a

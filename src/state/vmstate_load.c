@@ -131,6 +131,12 @@ static int take_device_record(struct vmstate_loader *l, struct sbuf *b)
 	return d->rec.error;
 }
 
+static void mark_run(uint64_t *bitmap, const struct vmstate_ram_run *run)
+{
+	for (uint64_t p = run->first; p < run->first + run->count; p++)
+		bitmap[p / 64] |= 1ULL << (p % 64);
+}
+
 /* RAM payload: runs, each page range checked; data goes straight into guest RAM. */
 static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len)
 {
@@ -154,9 +160,14 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 			return load_fail(l, "RAM section: page run %llu+%llu outside %llu pages of RAM",
 					 (unsigned long long)run.first, (unsigned long long)run.count,
 					 (unsigned long long)pages);
-		dst = gmem_page_hva(&l->vm->mem, run.first);
+		dst = l->ram_target ? l->ram_target + run.first * GMEM_PAGE_SIZE
+				    : gmem_page_hva(&l->vm->mem, run.first);
 		bytes = run.count * GMEM_PAGE_SIZE;
-		if (run.zero) {
+		if (l->ram_target_dirty)
+			mark_run(l->ram_target_dirty, &run);
+		if (run.zero && l->ram_target) {
+			memset(dst, 0, bytes);
+		} else if (run.zero) {
 			/* Freeing the pages zeroes them without allocating memory. */
 			if (l->apply_ram && !l->ram_is_zero && gmem_discard(&l->vm->mem, run.first, run.count) < 0)
 				memset(dst, 0, bytes);
@@ -193,6 +204,11 @@ static int check_ram_hash(struct vmstate_loader *l, const struct sbuf *b)
 	memcpy(&theirs, b->data, sizeof(theirs));
 	if (!l->apply_ram)
 		return 0;
+	if (l->ram_target) {
+		l->ram_hash = theirs;
+		l->ram_hash_expected = 1;
+		return 0;
+	}
 	l->ram_hash = vmstate_ram_hash(l->vm);
 	if (l->ram_hash != theirs)
 		return load_fail(l, "RAM differs from the sender's (hash %016llx, sender %016llx)",
@@ -213,13 +229,16 @@ static int load_small_section(struct vmstate_loader *l, struct stream_in *in, ui
 				 type == VMSTATE_SEC_CONFIG ? "CONFIG" : type == VMSTATE_SEC_VCPU ? "VCPU"
 					   : type == VMSTATE_SEC_PLATFORM ? "PLATFORM"
 					   : type == VMSTATE_SEC_END ? "END"
-					   : type == VMSTATE_SEC_RAM_HASH ? "RAM_HASH" : "DEVICE");
+					   : type == VMSTATE_SEC_RAM_HASH ? "RAM_HASH"
+					   : type == VMSTATE_SEC_COLO ? "COLO" : "DEVICE");
 	if (ret == 0 && type == VMSTATE_SEC_CONFIG)
 		ret = check_config(l, &b);
 	else if (ret == 0 && type == VMSTATE_SEC_DEVICE)
 		ret = take_device_record(l, &b);
 	else if (ret == 0 && type == VMSTATE_SEC_RAM_HASH)
 		ret = check_ram_hash(l, &b);
+	else if (ret == 0 && type == VMSTATE_SEC_COLO)
+		l->colo_requested = 1;
 	sbuf_free(&b);
 	return ret;
 }
@@ -241,9 +260,32 @@ static int load_header(struct vmstate_loader *l, struct stream_in *in)
 	return 0;
 }
 
+/* Which section types may appear in this stream (a checkpoint body is split in two). */
+static int section_allowed(const struct vmstate_loader *l, uint32_t type)
+{
+	if (!l->ram_target)
+		return 1;
+	if (type == VMSTATE_SEC_CONFIG || type == VMSTATE_SEC_COLO)
+		return 0;
+	if (l->ram_only)
+		return type == VMSTATE_SEC_RAM || type == VMSTATE_SEC_RAM_HASH || type == VMSTATE_SEC_END;
+	return type != VMSTATE_SEC_RAM && type != VMSTATE_SEC_RAM_HASH;
+}
+
 int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
 {
 	int ret = load_header(l, in);
+
+	if (ret == 0)
+		ret = vmstate_load_stream_body(l, in);
+	if (ret == 0 && (!l->vcpu.len || !l->platform.len))
+		return load_fail(l, "stream ended without vCPU or platform state");
+	return ret;
+}
+
+int vmstate_load_stream_body(struct vmstate_loader *l, struct stream_in *in)
+{
+	int ret = 0;
 
 	while (ret == 0) {
 		uint32_t hdr[2];
@@ -252,7 +294,7 @@ int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
 		if (stream_in_read(in, hdr, 8) < 0 || stream_in_read(in, &len, 8) < 0)
 			return load_io_fail(l, in, "section header");
 		l->sections++;
-		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_RAM_HASH)
+		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_COLO)
 			return load_fail(l, "unknown section type %u", hdr[0]);
 		if (hdr[1] != 1)
 			return load_fail(l, "section type %u has unsupported version %u", hdr[0], hdr[1]);
@@ -260,6 +302,8 @@ int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
 			return load_fail(l, "section of %llu bytes is too large", (unsigned long long)len);
 		if (hdr[0] != VMSTATE_SEC_CONFIG && !l->have_config)
 			return load_fail(l, "section type %u before CONFIG", hdr[0]);
+		if (!section_allowed(l, hdr[0]))
+			return load_fail(l, "section type %u not allowed here", hdr[0]);
 		if (hdr[0] == VMSTATE_SEC_RAM)
 			ret = load_ram(l, in, len);
 		else
@@ -267,7 +311,5 @@ int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
 		if (ret == 0 && hdr[0] == VMSTATE_SEC_END)
 			break;
 	}
-	if (ret == 0 && (!l->vcpu.len || !l->platform.len))
-		return load_fail(l, "stream ended without vCPU or platform state");
 	return ret;
 }

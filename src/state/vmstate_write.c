@@ -124,6 +124,11 @@ int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash)
 	return write_section(out, VMSTATE_SEC_RAM_HASH, 1, &hash, sizeof(hash));
 }
 
+int vmstate_write_colo(struct stream_out *out)
+{
+	return write_section(out, VMSTATE_SEC_COLO, 1, NULL, 0);
+}
+
 int vmstate_write_end(struct stream_out *out)
 {
 	write_section(out, VMSTATE_SEC_END, 1, NULL, 0);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,7 +382,15 @@ static void vm_pause_devices(struct vm *vm, int pause)
 	vm_io_unlock(vm);
 }
 
-int vm_pause(struct vm *vm)
+static int vm_pause_emit(struct vm *vm, bool emit);
+static int vm_resume_emit(struct vm *vm, bool emit);
+
+int vm_pause(struct vm *vm) { return vm_pause_emit(vm, true); }
+int vm_resume(struct vm *vm) { return vm_resume_emit(vm, true); }
+int vm_pause_quiet(struct vm *vm) { return vm_pause_emit(vm, false); }
+int vm_resume_quiet(struct vm *vm) { return vm_resume_emit(vm, false); }
+
+static int vm_pause_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
 	if (vm->state != VM_STATE_RUNNING) {
@@ -401,11 +410,12 @@ int vm_pause(struct vm *vm)
 	if (vm_get_state(vm) != VM_STATE_PAUSED)
 		return -EINVAL;
 	vm_pause_devices(vm, 1);
-	vm_emit(vm, VM_EVENT_STOP, NULL);
+	if (emit)
+		vm_emit(vm, VM_EVENT_STOP, NULL);
 	return 0;
 }
 
-int vm_resume(struct vm *vm)
+static int vm_resume_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
 	if (vm->state != VM_STATE_PAUSED) {
@@ -424,7 +434,8 @@ int vm_resume(struct vm *vm)
 	vm->pause_requested = 0;
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->state_lock);
-	vm_emit(vm, VM_EVENT_RESUME, NULL);
+	if (emit)
+		vm_emit(vm, VM_EVENT_RESUME, NULL);
 	return 0;
 }
 

@@ -109,6 +109,9 @@ int vm_start(struct vm *vm);
 /* Monitor stop/cont: returns once the vCPU is parked / running. Main thread only. */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
+/* The same without STOP/RESUME events: a COLO checkpoint is not a monitor stop. */
+int vm_pause_quiet(struct vm *vm);
+int vm_resume_quiet(struct vm *vm);
 enum vm_run_state vm_get_state(struct vm *vm);
 /* Moves the VM from state `from` to `to`, if it is in `from` (inmigrate, postmigrate). */
 void vm_set_state(struct vm *vm, enum vm_run_state from, enum vm_run_state to);

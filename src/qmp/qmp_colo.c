@@ -1,0 +1,224 @@
+/* QMP for COLO: capabilities, failover, status, statistics, on-demand checkpoints. */
+#include "qmp/qmp_colo.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qmp/qmp.h"
+#include "state/colo.h"
+#include "state/migrate.h"
+
+static void on_colo_exit(void *opaque, enum colo_mode mode, enum colo_exit_reason reason)
+{
+	qmp_emit_event(opaque, "COLO_EXIT", json_pack("{s:s, s:s}", "mode", colo_mode_name(mode),
+							      "reason", colo_exit_reason_name(reason)));
+}
+
+static int set_one_capability(struct migration *m, json_t *cap, struct qmp_error *err)
+{
+	const char *name = json_string_value(json_object_get(cap, "capability"));
+	json_t *state = json_object_get(cap, "state");
+
+	if (!json_is_object(cap) || !name || !json_is_boolean(state)) {
+		qmp_error_set(err, QMP_ERR_GENERIC,
+			      "Invalid parameter type for 'capabilities', expected: "
+			      "[{\"capability\": str, \"state\": bool}]");
+		return -1;
+	}
+	if (strcmp(name, "x-colo") != 0) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "Capability '%s' is not supported", name);
+		return -1;
+	}
+	m->colo_capability = json_is_true(state);
+	return 0;
+}
+
+static json_t *cmd_migrate_set_capabilities(json_t *args, struct qmp_error *err, void *opaque)
+{
+	static const struct qmp_arg_spec spec[] = {
+		{ "capabilities", QMP_ARG_ARRAY, true },
+		{ NULL, 0, false },
+	};
+	struct migration *m = opaque;
+	enum migrate_status st;
+	struct migrate_stats stats;
+	char error[8];
+	size_t i;
+	json_t *cap;
+
+	if (qmp_args_check(args, err, spec) < 0)
+		return NULL;
+	migration_query(m, &st, &stats, error, sizeof(error));
+	if (st == MIGRATE_SETUP || st == MIGRATE_ACTIVE || st == MIGRATE_COLO) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "There's a migration process in progress");
+		return NULL;
+	}
+	json_array_foreach(json_object_get(args, "capabilities"), i, cap)
+		if (set_one_capability(m, cap, err) < 0)
+			return NULL;
+	return NULL;
+}
+
+static json_t *cmd_query_migrate_capabilities(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct migration *m = opaque;
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	return json_pack("[{s:s, s:b}]", "capability", "x-colo", "state", m->colo_capability);
+}
+
+static json_t *cmd_lost_heartbeat(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct migration *m = opaque;
+	int ret;
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	ret = colo_lost_heartbeat(m->colo);
+	if (ret == -ENOTCONN)
+		qmp_error_set(err, QMP_ERR_GENERIC, "VM is not in COLO mode");
+	else if (ret == -EALREADY)
+		qmp_error_set(err, QMP_ERR_GENERIC, "COLO failover is already activated");
+	return NULL;
+}
+
+static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct migration *m = opaque;
+	enum colo_mode mode, last;
+	enum colo_exit_reason reason;
+	int failover;
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	colo_query(m->colo, &mode, &last, &reason, &failover);
+	return json_pack("{s:s, s:s, s:s, s:s}", "mode", colo_mode_name(mode), "last-mode",
+			 colo_mode_name(last), "reason", colo_exit_reason_name(reason),
+			 "x-failover-state", colo_failover_name(failover));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* p99 over the pauses still in the history ring. */
+static uint64_t pause_p99(const struct colo_stats *s)
+{
+	uint64_t n = s->checkpoints < COLO_PAUSE_HISTORY ? s->checkpoints : COLO_PAUSE_HISTORY;
+	uint64_t sorted[COLO_PAUSE_HISTORY];
+
+	if (!n)
+		return 0;
+	memcpy(sorted, s->pauses, n * sizeof(uint64_t));
+	qsort(sorted, n, sizeof(uint64_t), cmp_u64);
+	return sorted[(n * 99 + 99) / 100 - 1];
+}
+
+static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct migration *m = opaque;
+	struct colo_stats *s = malloc(sizeof(*s));
+	char hash[17];
+	json_t *r;
+
+	if (!s || qmp_args_check(args, err, NULL) < 0) {
+		free(s);
+		return NULL;
+	}
+	colo_get_stats(m->colo, s);
+	snprintf(hash, sizeof(hash), "%016" PRIx64, s->last_ram_hash);
+	r = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
+		      "s:{s:I, s:I, s:I, s:I}, s:I, s:s}",
+		      "checkpoints", (json_int_t)s->checkpoints, "reasons",
+		      "periodic", (json_int_t)s->by_reason[COLO_REASON_PERIODIC],
+		      "request", (json_int_t)s->by_reason[COLO_REASON_REQUEST],
+		      "comparator", (json_int_t)s->by_reason[COLO_REASON_COMPARATOR],
+		      "pages", (json_int_t)s->pages, "bytes", (json_int_t)s->bytes,
+		      "pause-us", "last", (json_int_t)s->pause_last_us,
+		      "mean", (json_int_t)(s->checkpoints ? s->pause_total_us / s->checkpoints : 0),
+		      "p99", (json_int_t)pause_p99(s), "max", (json_int_t)s->pause_max_us,
+		      "last-phases-us", "request", (json_int_t)s->phase_request_us,
+		      "ram", (json_int_t)s->phase_ram_us, "device", (json_int_t)s->phase_device_us,
+		      "apply", (json_int_t)s->phase_apply_us,
+		      "ram-checks", (json_int_t)s->ram_checks, "x-last-ram-hash", hash);
+	free(s);
+	return r;
+}
+
+static json_t *cmd_colo_checkpoint(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct migration *m = opaque;
+	enum colo_mode mode, last;
+	enum colo_exit_reason reason;
+	int failover;
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	colo_query(m->colo, &mode, &last, &reason, &failover);
+	if (mode != COLO_MODE_PRIMARY)
+		qmp_error_set(err, QMP_ERR_GENERIC, "checkpoints are taken by a COLO primary (this VM: %s)",
+			      colo_mode_name(mode));
+	else
+		colo_request_checkpoint(m->colo, COLO_REASON_REQUEST);
+	return NULL;
+}
+
+/* Test hooks: make the next apply slow, or damage the next checkpoint. */
+static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
+{
+	static const struct qmp_arg_spec spec[] = {
+		{ "apply-delay-ms", QMP_ARG_INT, false },
+		{ "corrupt-next-checkpoint", QMP_ARG_BOOL, false },
+		{ NULL, 0, false },
+	};
+	struct migration *m = opaque;
+	json_t *delay = json_object_get(args, "apply-delay-ms");
+
+	if (qmp_args_check(args, err, spec) < 0)
+		return NULL;
+	if (delay) {
+		json_int_t v = json_integer_value(delay);
+
+		if (v < 0 || v > 60000) {
+			qmp_error_set(err, QMP_ERR_GENERIC, "apply-delay-ms must be 0..60000");
+			return NULL;
+		}
+		m->colo->test_apply_delay_ms = (uint32_t)v;
+	}
+	if (json_is_true(json_object_get(args, "corrupt-next-checkpoint")))
+		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+int qmp_colo_bind(struct qmp_server *s, struct migration *m)
+{
+	static const struct {
+		const char *name;
+		qmp_handler fn;
+	} cmds[] = {
+		{ "migrate-set-capabilities", cmd_migrate_set_capabilities },
+		{ "query-migrate-capabilities", cmd_query_migrate_capabilities },
+		{ "x-colo-lost-heartbeat", cmd_lost_heartbeat },
+		{ "query-colo-status", cmd_query_colo_status },
+		{ "query-colo-stats", cmd_query_colo_stats },
+		{ "x-colo-checkpoint", cmd_colo_checkpoint },
+		{ "x-colo-test", cmd_colo_test },
+	};
+
+	m->colo->on_exit = on_colo_exit;
+	m->colo->exit_opaque = s;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int ret = qmp_register(s, cmds[i].name, cmds[i].fn, m);
+
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}

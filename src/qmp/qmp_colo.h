@@ -1,0 +1,11 @@
+/* QMP commands and events for COLO (see docs/colo.md). */
+#ifndef LOCKSTEP_QMP_QMP_COLO_H
+#define LOCKSTEP_QMP_QMP_COLO_H
+
+struct migration;
+struct qmp_server;
+
+/* m->colo must be set. */
+int qmp_colo_bind(struct qmp_server *s, struct migration *m);
+
+#endif

@@ -1,0 +1,389 @@
+/* COLO bookkeeping shared by both roles: failover state, hooks, stats, messages. */
+#include "state/colo.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "util/evloop.h"
+#include "vm/vm.h"
+
+void colo_init(struct colo *c, struct vm *vm)
+{
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	c->fd = -1;
+	c->trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->delay_ms = COLO_DEFAULT_DELAY_MS;
+	pthread_mutex_init(&c->lock, NULL);
+	sbuf_init(&c->device_blob);
+}
+
+static void colo_stop_thread(struct colo *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->running && c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&c->lock);
+	if (c->thread_started)
+		pthread_join(c->thread, NULL);
+	c->thread_started = false;
+}
+
+void colo_destroy(struct colo *c)
+{
+	colo_stop_thread(c);
+	if (c->trigger_fd >= 0)
+		close(c->trigger_fd);
+	sbuf_free(&c->device_blob);
+	pthread_mutex_destroy(&c->lock);
+}
+
+int colo_add_hook(struct colo *c, enum colo_hook_point at, void (*fn)(void *), void *opaque)
+{
+	for (int i = 0; i < COLO_MAX_HOOKS; i++) {
+		if (!c->hooks[at][i].fn) {
+			c->hooks[at][i] = (struct colo_hook){ fn, opaque };
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void colo_run_hooks(struct colo *c, enum colo_hook_point at)
+{
+	for (int i = 0; i < COLO_MAX_HOOKS && c->hooks[at][i].fn; i++)
+		c->hooks[at][i].fn(c->hooks[at][i].opaque);
+}
+
+bool colo_failover_cas(struct colo *c, int from, int to)
+{
+	return __atomic_compare_exchange_n(&c->failover, &from, to, false, __ATOMIC_ACQ_REL,
+					   __ATOMIC_ACQUIRE);
+}
+
+void colo_request_checkpoint(struct colo *c, enum colo_reason why)
+{
+	uint64_t one = 1;
+
+	__atomic_fetch_or(&c->pending_reasons, 1u << why, __ATOMIC_ACQ_REL);
+	if (write(c->trigger_fd, &one, sizeof(one)) < 0) {
+		/* counter saturated: the loop wakes anyway */
+	}
+}
+
+void colo_set_delay(struct colo *c, uint32_t delay_ms)
+{
+	bool running;
+
+	pthread_mutex_lock(&c->lock);
+	c->delay_ms = delay_ms;
+	running = c->running && c->mode == COLO_MODE_PRIMARY;
+	pthread_mutex_unlock(&c->lock);
+	/* Like QEMU: a new period starts with a checkpoint now. */
+	if (running)
+		colo_request_checkpoint(c, COLO_REASON_PERIODIC);
+}
+
+int colo_lost_heartbeat(struct colo *c)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->running) {
+		ret = -ENOTCONN;
+	} else if (c->applying) {
+		/* The secondary is applying a checkpoint: failing over now would start
+		 * from half-applied state. Defer until the apply completes. */
+		if (!colo_failover_cas(c, COLO_FAILOVER_NONE, COLO_FAILOVER_RELAUNCH))
+			ret = -EALREADY;
+	} else if (!colo_failover_cas(c, COLO_FAILOVER_NONE, COLO_FAILOVER_REQUIRE)) {
+		ret = -EALREADY;
+	} else if (c->fd >= 0) {
+		shutdown(c->fd, SHUT_RDWR); /* wakes the COLO thread wherever it waits */
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
+		enum colo_exit_reason *reason, int *failover)
+{
+	pthread_mutex_lock(&c->lock);
+	*mode = c->running ? c->mode : COLO_MODE_NONE;
+	*last_mode = c->last_mode;
+	*reason = c->running && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) != COLO_FAILOVER_NONE
+			  ? COLO_EXIT_PROCESSING
+			  : c->reason;
+	*failover = __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void colo_get_stats(struct colo *c, struct colo_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void colo_record_pause(struct colo *c, uint64_t pause_us)
+{
+	struct colo_stats *s = &c->stats;
+
+	pthread_mutex_lock(&c->lock);
+	s->pauses[s->checkpoints % COLO_PAUSE_HISTORY] = pause_us;
+	s->checkpoints++;
+	s->pause_last_us = pause_us;
+	s->pause_total_us += pause_us;
+	if (pause_us > s->pause_max_us)
+		s->pause_max_us = pause_us;
+	pthread_mutex_unlock(&c->lock);
+}
+
+const char *colo_mode_name(enum colo_mode m)
+{
+	return m == COLO_MODE_PRIMARY ? "primary" : m == COLO_MODE_SECONDARY ? "secondary" : "none";
+}
+
+const char *colo_exit_reason_name(enum colo_exit_reason r)
+{
+	static const char *const names[] = { "none", "request", "error", "processing" };
+
+	return r <= COLO_EXIT_PROCESSING ? names[r] : "unknown";
+}
+
+const char *colo_failover_name(int f)
+{
+	static const char *const names[] = { "none", "require", "active", "completed", "relaunch" };
+
+	return f >= 0 && f <= COLO_FAILOVER_RELAUNCH ? names[f] : "unknown";
+}
+
+const char *colo_reason_name(enum colo_reason r)
+{
+	static const char *const names[] = { "periodic", "request", "comparator" };
+
+	return r < COLO_REASON_COUNT ? names[r] : "unknown";
+}
+
+void colo_fail(struct colo *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(c->error, sizeof(c->error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Blocked reads and writes give up after the peer timeout (a silent peer). */
+static void colo_set_socket_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = COLO_PEER_TIMEOUT_MS / 1000,
+			      .tv_usec = (COLO_PEER_TIMEOUT_MS % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(void *))
+{
+	int ret = stream_out_init(&c->out, fd);
+
+	if (ret < 0)
+		return ret;
+	colo_set_socket_timeouts(fd);
+	pthread_mutex_lock(&c->lock);
+	c->fd = fd;
+	c->mode = mode;
+	c->running = true;
+	c->reason = COLO_EXIT_NONE;
+	c->error[0] = '\0';
+	c->failover = COLO_FAILOVER_NONE;
+	c->last_heard_ns = c->last_sent_ns = stream_now_ns();
+	pthread_mutex_unlock(&c->lock);
+	ret = pthread_create(&c->thread, NULL, fn, c);
+	if (ret) {
+		pthread_mutex_lock(&c->lock);
+		c->running = false;
+		c->fd = -1;
+		pthread_mutex_unlock(&c->lock);
+		stream_out_free(&c->out);
+		return -ret;
+	}
+	c->thread_started = true;
+	return 0;
+}
+
+int colo_start_primary(struct colo *c, int fd, bool resume_vm, bool check_ram)
+{
+	int ret = stream_in_init(&c->in, fd);
+
+	if (ret < 0)
+		return ret;
+	c->resume_vm = resume_vm;
+	c->check_ram = check_ram;
+	return colo_start(c, fd, COLO_MODE_PRIMARY, colo_primary_thread);
+}
+
+int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool check_ram)
+{
+	c->in = *in; /* keeps what the migration already buffered */
+	memset(in, 0, sizeof(*in));
+	c->check_ram = check_ram;
+	return colo_start(c, fd, COLO_MODE_SECONDARY, colo_secondary_thread);
+}
+
+/* ---- messages ---- */
+
+int colo_send_msg(struct colo *c, enum colo_msg msg)
+{
+	uint32_t v = msg;
+
+	stream_out_write(&c->out, &v, sizeof(v));
+	c->last_sent_ns = stream_now_ns();
+	return stream_out_flush(&c->out);
+}
+
+int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value)
+{
+	uint32_t v = msg;
+
+	stream_out_write(&c->out, &v, sizeof(v));
+	stream_out_write(&c->out, &value, sizeof(value));
+	c->last_sent_ns = stream_now_ns();
+	return stream_out_flush(&c->out);
+}
+
+static int colo_read_msg(struct colo *c, uint32_t *msg)
+{
+	int ret = stream_in_read(&c->in, msg, sizeof(*msg));
+
+	if (ret < 0) {
+		colo_fail(c, "connection to the peer lost: %s",
+			  ret == -EPIPE ? "closed" : ret == -EAGAIN ? "peer silent" : strerror(-ret));
+		return ret;
+	}
+	if (*msg >= COLO_MSG_COUNT) {
+		colo_fail(c, "unknown COLO message %u from the peer", *msg);
+		return -EPROTO;
+	}
+	c->last_heard_ns = stream_now_ns();
+	return 0;
+}
+
+int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value)
+{
+	uint32_t msg;
+	int ret;
+
+	do {
+		if ((ret = colo_read_msg(c, &msg)) < 0)
+			return ret;
+	} while (msg == COLO_MSG_HEARTBEAT);
+	if (msg != expect) {
+		colo_fail(c, "unexpected COLO message %u (waiting for %u)", msg, expect);
+		return -EPROTO;
+	}
+	if (value && stream_in_read(&c->in, value, sizeof(*value)) < 0) {
+		colo_fail(c, "connection to the peer lost in message %u", msg);
+		return c->in.error;
+	}
+	return 0;
+}
+
+int colo_peer_silent(struct colo *c)
+{
+	return stream_now_ns() - c->last_heard_ns > (uint64_t)COLO_PEER_TIMEOUT_MS * 1000000;
+}
+
+/* Reads what is there without blocking: only heartbeats may arrive unasked. */
+static int colo_drain_heartbeats(struct colo *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	while (stream_in_buffered(&c->in) >= 4 || poll(&p, 1, 0) > 0) {
+		uint32_t msg;
+		int ret = colo_read_msg(c, &msg);
+
+		if (ret < 0)
+			return ret;
+		if (msg != COLO_MSG_HEARTBEAT) {
+			colo_fail(c, "unexpected COLO message %u while idle", msg);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+int colo_keepalive(struct colo *c)
+{
+	int ret = colo_drain_heartbeats(c);
+
+	if (ret < 0)
+		return ret;
+	if (colo_peer_silent(c)) {
+		colo_fail(c, "the peer has been silent for more than %d ms", COLO_PEER_TIMEOUT_MS);
+		return -ETIMEDOUT;
+	}
+	if (stream_now_ns() - c->last_sent_ns >= (uint64_t)COLO_HEARTBEAT_MS * 1000000)
+		return colo_send_msg(c, COLO_MSG_HEARTBEAT);
+	return 0;
+}
+
+/* ---- the end of COLO ---- */
+
+struct colo_exit_event {
+	struct colo *c;
+	enum colo_mode mode;
+	enum colo_exit_reason reason;
+};
+
+static void deliver_exit(void *arg)
+{
+	struct colo_exit_event *e = arg;
+
+	if (e->c->on_exit)
+		e->c->on_exit(e->c->exit_opaque, e->mode, e->reason);
+	free(e);
+}
+
+/*
+ * The COLO thread is leaving: failover is completed if it was asked for
+ * (reason "request"), otherwise this is an error exit. Either way the VM runs
+ * on alone, which the caller has already arranged.
+ */
+void colo_finish(struct colo *c)
+{
+	struct colo_exit_event *e = malloc(sizeof(*e));
+	bool requested = colo_failover_cas(c, COLO_FAILOVER_ACTIVE, COLO_FAILOVER_COMPLETED);
+	enum colo_mode mode;
+
+	pthread_mutex_lock(&c->lock);
+	mode = c->mode;
+	c->last_mode = mode;
+	c->reason = requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR;
+	c->running = false;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	pthread_mutex_unlock(&c->lock);
+	stream_in_free(&c->in);
+	stream_out_free(&c->out);
+	colo_run_hooks(c, COLO_HOOK_FAILOVER);
+	if (!e)
+		return;
+	*e = (struct colo_exit_event){ c, mode, requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR };
+	if (!c->vm->loop || evloop_post(c->vm->loop, deliver_exit, e) < 0)
+		free(e);
+}

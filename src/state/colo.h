@@ -1,0 +1,180 @@
+/*
+ * COLO: a primary and a secondary VM kept in step by checkpoints.
+ *
+ * Entry: a live migration with the x-colo capability. When its stop-and-copy
+ * is loaded, both sides stay connected on the migration socket and run their
+ * VMs; the primary takes checkpoints (periodically every x-checkpoint-delay
+ * ms, and on request: QMP, later the network comparator) with QEMU's message
+ * sequence:
+ *
+ *   P -> S  checkpoint-request      S stops its VM
+ *   S -> P  checkpoint-reply        P stops its VM
+ *   P -> S  vmstate-send, RAM       dirty pages into the secondary's RAM cache
+ *   P -> S  vmstate-size, machine   vCPU, platform and device state
+ *   S -> P  vmstate-received        output commit point (held packets released)
+ *   S -> P  vmstate-loaded          S applied cache + state and runs; P runs
+ *
+ * The secondary stages pages in a RAM cache and applies them only once the
+ * whole checkpoint is in, overwriting every page dirtied by either side since
+ * the last checkpoint, so it can take over at any instant from a consistent
+ * state. Both sides send a heartbeat while idle; a peer silent for
+ * COLO_PEER_TIMEOUT_MS or a broken socket ends COLO on the survivor with
+ * reason "error", and the survivor's VM runs on alone.
+ */
+#ifndef LOCKSTEP_STATE_COLO_H
+#define LOCKSTEP_STATE_COLO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "state/stream.h"
+#include "util/sbuf.h"
+
+struct vm;
+struct vmstate_loader;
+
+#define COLO_DEFAULT_DELAY_MS 20000
+#define COLO_HEARTBEAT_MS 200
+#define COLO_PEER_TIMEOUT_MS 3000
+#define COLO_PAUSE_HISTORY 1024
+
+enum colo_mode { COLO_MODE_NONE, COLO_MODE_PRIMARY, COLO_MODE_SECONDARY };
+enum colo_exit_reason { COLO_EXIT_NONE, COLO_EXIT_REQUEST, COLO_EXIT_ERROR, COLO_EXIT_PROCESSING };
+enum colo_failover {
+	COLO_FAILOVER_NONE,
+	COLO_FAILOVER_REQUIRE,
+	COLO_FAILOVER_ACTIVE,
+	COLO_FAILOVER_COMPLETED,
+	COLO_FAILOVER_RELAUNCH,
+};
+
+/* Wire values (u32, little-endian); 0-6 are QEMU's COLOMessage numbers. */
+enum colo_msg {
+	COLO_MSG_CHECKPOINT_READY = 0,
+	COLO_MSG_CHECKPOINT_REQUEST = 1,
+	COLO_MSG_CHECKPOINT_REPLY = 2,
+	COLO_MSG_VMSTATE_SEND = 3,
+	COLO_MSG_VMSTATE_SIZE = 4,
+	COLO_MSG_VMSTATE_RECEIVED = 5,
+	COLO_MSG_VMSTATE_LOADED = 6,
+	COLO_MSG_HEARTBEAT = 7, /* ours: "still here", sent by either side while idle */
+	COLO_MSG_COUNT,
+};
+
+enum colo_reason { COLO_REASON_PERIODIC, COLO_REASON_REQUEST, COLO_REASON_COMPARATOR, COLO_REASON_COUNT };
+
+/* Points where other layers plug into a checkpoint (network, disk). */
+enum colo_hook_point {
+	COLO_HOOK_COMMITTED, /* primary, at vmstate-received: release held output */
+	COLO_HOOK_APPLIED,   /* secondary, state applied: reset rewriter, empty overlays */
+	COLO_HOOK_FAILOVER,  /* either side, COLO has ended and the VM runs alone */
+	COLO_HOOK_COUNT,
+};
+#define COLO_MAX_HOOKS 8
+
+struct colo_stats {
+	uint64_t checkpoints;
+	uint64_t by_reason[COLO_REASON_COUNT];
+	uint64_t pages, bytes;             /* sent (primary) or received (secondary) */
+	uint64_t pause_last_us, pause_max_us, pause_total_us;
+	uint64_t pauses[COLO_PAUSE_HISTORY]; /* last pauses, for percentiles */
+	/* Phases of the last checkpoint, microseconds. */
+	uint64_t phase_request_us, phase_ram_us, phase_device_us, phase_apply_us;
+	uint64_t ram_checks;               /* checkpoints whose RAM hash was compared and equal */
+	uint64_t last_ram_hash;
+};
+
+struct colo_hook {
+	void (*fn)(void *opaque);
+	void *opaque;
+};
+
+typedef void (*colo_exit_fn)(void *opaque, enum colo_mode mode, enum colo_exit_reason reason);
+
+struct colo {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	enum colo_mode mode;        /* while COLO runs */
+	enum colo_mode last_mode;   /* mode before the last exit */
+	enum colo_exit_reason reason;
+	int failover;               /* enum colo_failover, changed by compare-and-swap */
+	bool running;
+	char error[256];
+	struct colo_stats stats;
+
+	int fd;
+	struct stream_in in;
+	struct stream_out out;
+	uint64_t last_heard_ns, last_sent_ns;
+	pthread_t thread;
+	bool thread_started;
+
+	/* Primary */
+	int trigger_fd;             /* eventfd: a checkpoint was requested */
+	unsigned pending_reasons;   /* bit per enum colo_reason */
+	uint32_t delay_ms;
+	uint64_t next_periodic_ns;
+	uint64_t *bitmap;
+	bool check_ram;
+	bool resume_vm;             /* the VM ran before the stop-and-copy: run it again */
+
+	/* Secondary */
+	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
+	uint64_t *cache_dirty;      /* pages received since the last checkpoint */
+	bool applying;              /* a checkpoint is being applied: failover waits */
+	struct sbuf device_blob;
+
+	/* Test hooks */
+	uint32_t test_apply_delay_ms;
+	bool test_corrupt_next;
+
+	struct colo_hook hooks[COLO_HOOK_COUNT][COLO_MAX_HOOKS];
+	colo_exit_fn on_exit;
+	void *exit_opaque;
+};
+
+void colo_init(struct colo *c, struct vm *vm);
+void colo_destroy(struct colo *c);
+int colo_add_hook(struct colo *c, enum colo_hook_point at, void (*fn)(void *), void *opaque);
+
+/*
+ * Take over the connected migration socket fd (its read side has the stream
+ * `in` already buffered) and run COLO on a new thread. The VM is stopped
+ * (primary: after the stop-and-copy) or loaded and not yet started (secondary).
+ */
+int colo_start_primary(struct colo *c, int fd, bool resume_vm, bool check_ram);
+int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool check_ram);
+
+/* Any thread: ask for a checkpoint now (primary only; ignored otherwise). */
+void colo_request_checkpoint(struct colo *c, enum colo_reason why);
+/* x-checkpoint-delay changed: store it, and checkpoint at once if COLO runs. */
+void colo_set_delay(struct colo *c, uint32_t delay_ms);
+/* x-colo-lost-heartbeat. -ENOTCONN if COLO is not running, -EALREADY if a failover is under way. */
+int colo_lost_heartbeat(struct colo *c);
+
+void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
+		enum colo_exit_reason *reason, int *failover);
+void colo_get_stats(struct colo *c, struct colo_stats *out);
+const char *colo_mode_name(enum colo_mode m);
+const char *colo_exit_reason_name(enum colo_exit_reason r);
+const char *colo_failover_name(int f);
+const char *colo_reason_name(enum colo_reason r);
+
+/* ---- shared by colo*.c ---- */
+int colo_send_msg(struct colo *c, enum colo_msg msg);
+int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value);
+/* Next non-heartbeat message, which must be `expect`; value read for VMSTATE_SIZE. */
+int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value);
+/* Sends a heartbeat if one is due; reads and drops heartbeats that arrived. */
+int colo_keepalive(struct colo *c);
+int colo_peer_silent(struct colo *c);
+void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void colo_run_hooks(struct colo *c, enum colo_hook_point at);
+void colo_record_pause(struct colo *c, uint64_t pause_us);
+void colo_finish(struct colo *c);
+bool colo_failover_cas(struct colo *c, int from, int to);
+void *colo_primary_thread(void *arg);
+void *colo_secondary_thread(void *arg);
+
+#endif

@@ -1,0 +1,197 @@
+/* The primary side of COLO: the checkpoint loop (see colo.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "state/colo.h"
+#include "state/vmstate.h"
+#include "vm/dirty.h"
+#include "vm/vm.h"
+
+static uint64_t us_since(uint64_t t_ns) { return (stream_now_ns() - t_ns) / 1000; }
+
+/* RAM dirtied since the last checkpoint, then END; optionally a hash of all RAM. */
+static int primary_send_ram(struct colo *c)
+{
+	struct vmstate_ram_stats rs = { 0 };
+	uint64_t words = dirty_bitmap_words(c->vm);
+	int64_t n;
+	int ret;
+
+	memset(c->bitmap, 0, words * sizeof(uint64_t));
+	n = dirty_harvest(c->vm, c->bitmap);
+	if (n < 0)
+		return (int)n;
+	if ((ret = colo_send_msg(c, COLO_MSG_VMSTATE_SEND)) ||
+	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
+		return ret;
+	if (c->check_ram) {
+		uint64_t hash = vmstate_ram_hash(c->vm);
+
+		pthread_mutex_lock(&c->lock);
+		c->stats.last_ram_hash = hash;
+		pthread_mutex_unlock(&c->lock);
+		if ((ret = vmstate_write_ram_hash(&c->out, hash)))
+			return ret;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stats.pages += rs.pages;
+	c->stats.bytes += rs.bytes;
+	pthread_mutex_unlock(&c->lock);
+	return vmstate_write_end(&c->out);
+}
+
+/* Test hook: damage one byte of the next device-state blob the secondary gets. */
+static void primary_maybe_corrupt(struct colo *c, struct sbuf *blob)
+{
+	if (!__atomic_exchange_n(&c->test_corrupt_next, false, __ATOMIC_ACQ_REL) || !blob->len)
+		return;
+	blob->data[blob->len / 2] ^= 0x5a;
+}
+
+/* Machine state as one blob: vmstate-size with its length, then the bytes. */
+static int primary_send_device_state(struct colo *c)
+{
+	struct stream_out cap;
+	int ret = stream_out_init_capture(&cap, &c->device_blob);
+
+	sbuf_reset(&c->device_blob);
+	if (ret == 0 && (ret = vmstate_write_machine(&cap, c->vm)) == 0)
+		ret = vmstate_write_end(&cap);
+	stream_out_free(&cap);
+	if (ret < 0)
+		return ret;
+	primary_maybe_corrupt(c, &c->device_blob);
+	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SIZE, c->device_blob.len)))
+		return ret;
+	stream_out_write(&c->out, c->device_blob.data, c->device_blob.len);
+	return stream_out_flush(&c->out);
+}
+
+/* One checkpoint transaction. The PVM is stopped from the reply to vmstate-loaded. */
+static int primary_checkpoint(struct colo *c, enum colo_reason why)
+{
+	uint64_t t0 = stream_now_ns(), t_stop, t_ram, t_dev, t_recv;
+	bool was_running;
+	int ret;
+
+	if ((ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REQUEST)) ||
+	    (ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
+		return ret;
+	t_stop = stream_now_ns();
+	was_running = vm_get_state(c->vm) == VM_STATE_RUNNING;
+	if (was_running && (ret = vm_pause_quiet(c->vm)) < 0)
+		return ret;
+	ret = primary_send_ram(c);
+	t_ram = stream_now_ns();
+	if (ret == 0)
+		ret = primary_send_device_state(c);
+	t_dev = stream_now_ns();
+	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_RECEIVED, NULL)) == 0) {
+		t_recv = stream_now_ns();
+		/* Output commit: the secondary holds everything that produced it. */
+		colo_run_hooks(c, COLO_HOOK_COMMITTED);
+		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_LOADED, NULL);
+		pthread_mutex_lock(&c->lock);
+		c->stats.phase_request_us = (t_stop - t0) / 1000;
+		c->stats.phase_ram_us = (t_ram - t_stop) / 1000;
+		c->stats.phase_device_us = (t_dev - t_ram) / 1000;
+		c->stats.phase_apply_us = us_since(t_recv);
+		c->stats.by_reason[why]++;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (was_running)
+		vm_resume_quiet(c->vm);
+	if (ret == 0)
+		colo_record_pause(c, us_since(t_stop));
+	return ret;
+}
+
+/* Which reason is due now, or -1: requests first, then the period. */
+static int primary_due(struct colo *c)
+{
+	unsigned pending = __atomic_exchange_n(&c->pending_reasons, 0, __ATOMIC_ACQ_REL);
+	uint64_t v;
+
+	if (read(c->trigger_fd, &v, sizeof(v)) < 0) {
+		/* nothing queued */
+	}
+	for (int r = COLO_REASON_COMPARATOR; r >= 0; r--)
+		if (pending & (1u << r))
+			return r;
+	return stream_now_ns() >= c->next_periodic_ns ? COLO_REASON_PERIODIC : -1;
+}
+
+/* Sleeps until a trigger, a heartbeat from the peer, or the next deadline. */
+static void primary_wait(struct colo *c)
+{
+	struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = c->trigger_fd, .events = POLLIN } };
+	uint64_t now = stream_now_ns(), wake = c->last_sent_ns + (uint64_t)COLO_HEARTBEAT_MS * 1000000;
+	int64_t ms;
+
+	if (c->next_periodic_ns < wake)
+		wake = c->next_periodic_ns;
+	ms = wake > now ? (int64_t)((wake - now) / 1000000) + 1 : 0;
+	if (stream_in_buffered(&c->in))
+		ms = 0;
+	poll(p, 2, (int)ms);
+}
+
+static void primary_schedule_next(struct colo *c)
+{
+	uint32_t delay;
+
+	pthread_mutex_lock(&c->lock);
+	delay = c->delay_ms;
+	pthread_mutex_unlock(&c->lock);
+	c->next_periodic_ns = stream_now_ns() + (uint64_t)delay * 1000000;
+}
+
+static int primary_loop(struct colo *c)
+{
+	int ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_READY, NULL);
+
+	if (ret < 0)
+		return ret;
+	if (c->resume_vm) {
+		vm_resume(c->vm); /* stopped by the migration's stop-and-copy */
+		c->resume_vm = false;
+	}
+	primary_schedule_next(c);
+	while (__atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_NONE) {
+		int why;
+
+		primary_wait(c);
+		if ((ret = colo_keepalive(c)) < 0)
+			return ret;
+		why = primary_due(c);
+		if (why < 0)
+			continue;
+		primary_schedule_next(c);
+		if ((ret = primary_checkpoint(c, why)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+void *colo_primary_thread(void *arg)
+{
+	struct colo *c = arg;
+
+	c->bitmap = calloc(dirty_bitmap_words(c->vm), sizeof(uint64_t));
+	if (!c->bitmap)
+		colo_fail(c, "out of memory");
+	else
+		primary_loop(c);
+	/* Whatever ended COLO, the PVM runs on alone (never left stopped). */
+	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
+		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	if (c->resume_vm)
+		vm_resume(c->vm);
+	colo_finish(c);
+	free(c->bitmap);
+	c->bitmap = NULL;
+	return NULL;
+}

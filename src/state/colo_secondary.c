@@ -1,0 +1,239 @@
+/* The secondary side of COLO: RAM cache, checkpoint apply, failover (see colo.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "state/colo.h"
+#include "state/vmstate.h"
+#include "vm/dirty.h"
+#include "vm/vm.h"
+
+/* The cache starts as a copy of RAM (both sides hold the same state now). */
+static int secondary_cache_init(struct colo *c)
+{
+	struct gmem *mem = &c->vm->mem;
+	uint64_t pages = gmem_page_count(mem), *scratch;
+
+	c->cache = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			-1, 0);
+	c->cache_dirty = calloc(dirty_bitmap_words(c->vm), sizeof(uint64_t));
+	c->bitmap = calloc(dirty_bitmap_words(c->vm), sizeof(uint64_t));
+	if (c->cache == MAP_FAILED || !c->cache_dirty || !c->bitmap) {
+		if (c->cache == MAP_FAILED)
+			c->cache = NULL;
+		return -ENOMEM;
+	}
+	for (uint64_t p = 0; p < pages;) {
+		uint64_t data = gmem_next_data(mem, p), hole = gmem_next_hole(mem, data);
+
+		if (hole > data)
+			memcpy(c->cache + data * GMEM_PAGE_SIZE, gmem_page_hva(mem, data),
+			       (hole - data) * GMEM_PAGE_SIZE);
+		p = hole;
+	}
+	/* Dirty tracking of the SVM starts now: what it writes from here on is
+	 * overwritten from the cache at the next checkpoint. */
+	scratch = c->bitmap;
+	return dirty_harvest(c->vm, scratch) < 0 ? -EIO : 0;
+}
+
+static void secondary_cache_free(struct colo *c)
+{
+	if (c->cache)
+		munmap(c->cache, c->vm->mem.size);
+	c->cache = NULL;
+	free(c->cache_dirty);
+	free(c->bitmap);
+	c->cache_dirty = c->bitmap = NULL;
+}
+
+/* RAM pages of the checkpoint into the cache (never into guest RAM yet). */
+static int secondary_receive_ram(struct colo *c, struct vmstate_loader *l)
+{
+	int ret;
+
+	vmstate_loader_init(l, c->vm, 1);
+	l->have_config = 1;
+	l->ram_target = c->cache;
+	l->ram_target_dirty = c->cache_dirty;
+	l->ram_only = 1;
+	ret = vmstate_load_stream_body(l, &c->in);
+	if (ret < 0)
+		colo_fail(c, "checkpoint RAM refused: %s", l->error[0] ? l->error : strerror(-ret));
+	return ret;
+}
+
+static int secondary_receive_device_state(struct colo *c, struct vmstate_loader *l)
+{
+	struct stream_in mem;
+	uint64_t len;
+	void *p;
+	int ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SIZE, &len);
+
+	if (ret < 0)
+		return ret;
+	if (len > VMSTATE_MAX_SECTION) {
+		colo_fail(c, "checkpoint device state of %llu bytes is too large", (unsigned long long)len);
+		return -EPROTO;
+	}
+	p = sbuf_set_len(&c->device_blob, (size_t)len);
+	if (!p)
+		return -ENOMEM;
+	if (stream_in_read(&c->in, p, (size_t)len) < 0) {
+		colo_fail(c, "connection to the primary lost in the device state");
+		return c->in.error;
+	}
+	stream_in_init_mem(&mem, c->device_blob.data, c->device_blob.len);
+	l->ram_only = 0;
+	ret = vmstate_load_stream_body(l, &mem);
+	if (ret < 0)
+		colo_fail(c, "checkpoint device state refused: %s", l->error[0] ? l->error : strerror(-ret));
+	return ret;
+}
+
+/* Pages dirtied by either side since the last checkpoint get the primary's copy. */
+static int secondary_flush_cache(struct colo *c)
+{
+	uint64_t words = dirty_bitmap_words(c->vm);
+	struct gmem *mem = &c->vm->mem;
+
+	memset(c->bitmap, 0, words * sizeof(uint64_t));
+	if (dirty_harvest(c->vm, c->bitmap) < 0)
+		return -EIO;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t bits = c->bitmap[w] | c->cache_dirty[w];
+
+		c->cache_dirty[w] = 0;
+		while (bits) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits), run = 1;
+
+			bits &= bits - 1;
+			while (bits & 1ULL << ((p + run) % 64) && (p + run) / 64 == w) {
+				bits &= bits - 1;
+				run++;
+			}
+			memcpy(gmem_page_hva(mem, p), c->cache + p * GMEM_PAGE_SIZE, run * GMEM_PAGE_SIZE);
+		}
+	}
+	return 0;
+}
+
+static int secondary_apply(struct colo *c, struct vmstate_loader *l)
+{
+	int ret = secondary_flush_cache(c);
+
+	if (ret == 0 && (ret = vmstate_apply_machine(l)) < 0)
+		colo_fail(c, "checkpoint state refused: %s", l->error);
+	if (ret == 0 && l->ram_hash_expected) {
+		uint64_t mine = vmstate_ram_hash(c->vm);
+
+		if (mine != l->ram_hash) {
+			colo_fail(c, "RAM differs from the primary's after the checkpoint");
+			ret = -EPROTO;
+		}
+		pthread_mutex_lock(&c->lock);
+		c->stats.last_ram_hash = mine;
+		c->stats.ram_checks += ret == 0;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (ret == 0)
+		colo_run_hooks(c, COLO_HOOK_APPLIED);
+	if (c->test_apply_delay_ms)
+		usleep(c->test_apply_delay_ms * 1000);
+	return ret;
+}
+
+/* One checkpoint, from the request to vmstate-loaded. */
+static int secondary_checkpoint(struct colo *c)
+{
+	struct vmstate_loader *l = malloc(sizeof(*l));
+	uint64_t t_stop = stream_now_ns(), t_apply;
+	int ret;
+
+	if (!l)
+		return -ENOMEM;
+	vm_pause_quiet(c->vm);
+	ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REPLY);
+	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, NULL)) == 0 &&
+	    (ret = secondary_receive_ram(c, l)) == 0 && (ret = secondary_receive_device_state(c, l)) == 0)
+		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
+	if (ret == 0) {
+		t_apply = stream_now_ns();
+		pthread_mutex_lock(&c->lock);
+		c->applying = true;
+		pthread_mutex_unlock(&c->lock);
+		ret = secondary_apply(c, l);
+		pthread_mutex_lock(&c->lock);
+		c->applying = false;
+		c->stats.pages += l->ram_pages;
+		c->stats.phase_apply_us = (stream_now_ns() - t_apply) / 1000;
+		pthread_mutex_unlock(&c->lock);
+	}
+	vmstate_loader_free(l);
+	free(l);
+	/* The SVM runs again whatever happened: from the checkpoint, or (on error)
+	 * from its own state, which the cache never touched. */
+	vm_resume_quiet(c->vm);
+	if (ret == 0 && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_RELAUNCH)
+		return -ECANCELED; /* a failover waited for this apply: do it now */
+	if (ret == 0)
+		ret = colo_send_msg(c, COLO_MSG_VMSTATE_LOADED);
+	if (ret == 0)
+		colo_record_pause(c, (stream_now_ns() - t_stop) / 1000);
+	return ret;
+}
+
+static int secondary_loop(struct colo *c)
+{
+	int ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_READY);
+
+	while (ret == 0 && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_NONE) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		uint32_t msg;
+
+		if (!stream_in_buffered(&c->in) && poll(&p, 1, COLO_HEARTBEAT_MS) == 0) {
+			ret = colo_keepalive(c);
+			continue;
+		}
+		if ((ret = stream_in_read(&c->in, &msg, sizeof(msg))) < 0) {
+			colo_fail(c, "connection to the primary lost: %s",
+				  ret == -EPIPE ? "closed" : strerror(-ret));
+			break;
+		}
+		c->last_heard_ns = stream_now_ns();
+		if (msg == COLO_MSG_CHECKPOINT_REQUEST)
+			ret = secondary_checkpoint(c);
+		else if (msg != COLO_MSG_HEARTBEAT)
+			colo_fail(c, "unexpected COLO message %u from the primary", msg), ret = -EPROTO;
+		if (ret == 0)
+			ret = colo_keepalive(c);
+	}
+	return ret;
+}
+
+void *colo_secondary_thread(void *arg)
+{
+	struct colo *c = arg;
+	const char *failed = NULL;
+	int ret = secondary_cache_init(c);
+
+	if (ret < 0)
+		colo_fail(c, "cannot set up the RAM cache: %s", strerror(-ret));
+	else if ((ret = vm_start(c->vm)) < 0)
+		colo_fail(c, "cannot start the VM: %s", strerror(-ret));
+	else
+		secondary_loop(c);
+	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
+		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	/* The SVM becomes the VM: it takes its host backends and runs on. */
+	if (vm_attach_backends(c->vm, &failed) < 0)
+		colo_fail(c, "failover: cannot take the backend of %s", failed);
+	if (vm_get_state(c->vm) == VM_STATE_PAUSED)
+		vm_resume_quiet(c->vm);
+	secondary_cache_free(c);
+	colo_finish(c);
+	return NULL;
+}
