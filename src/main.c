@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "cli/run_args.h"
@@ -39,6 +40,7 @@ struct run_ctx {
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
+	int timer_fd; /* primary: retries the connection to the secondary */
 };
 
 static int run_open_console(struct run_ctx *c)
@@ -145,6 +147,42 @@ static int run_watch_signals(struct run_ctx *c)
 	return evloop_add(c->loop, c->signal_fd, EPOLLIN, run_on_signal, c);
 }
 
+/*
+ * lockstep primary: protect the VM as soon as the secondary listens. The
+ * secondary may start after us, so a refused connection is retried.
+ */
+static void run_try_protect(void *opaque, uint32_t events)
+{
+	struct run_ctx *c = opaque;
+	uint64_t ticks;
+	char err[256];
+	int ret;
+
+	(void)events;
+	if (read(c->timer_fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	ret = migration_start(&c->migration, c->args.peer_uri, err, sizeof(err));
+	if (ret == -ECONNREFUSED || ret == -ENOENT || ret == -EHOSTUNREACH || ret == -ETIMEDOUT)
+		return; /* not listening yet: try again at the next tick */
+	evloop_del(c->loop, c->timer_fd);
+	if (ret < 0)
+		log_error("--peer %s: %s", c->args.peer_uri, err);
+	else
+		log_info("protecting the VM: migrating to the secondary at %s", c->args.peer_uri);
+}
+
+static int run_start_protection(struct run_ctx *c)
+{
+	struct itimerspec every = { .it_interval = { 0, 250000000 }, .it_value = { 0, 1000000 } };
+
+	c->migration.colo_capability = true;
+	colo_set_delay(&c->colo, c->args.checkpoint_delay_ms);
+	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (c->timer_fd < 0 || timerfd_settime(c->timer_fd, 0, &every, NULL) < 0)
+		return -errno;
+	return evloop_add(c->loop, c->timer_fd, EPOLLIN, run_try_protect, c);
+}
+
 static int run_listen_incoming(struct run_ctx *c)
 {
 	char err[256];
@@ -190,9 +228,14 @@ static int run_setup(struct run_ctx *c)
 		    (ret = qmp_colo_bind(c->qmp, &c->migration)))
 			return ret;
 	}
+	if (c->args.role == RUN_ROLE_SECONDARY)
+		c->migration.colo_capability = true;
 	if (c->args.incoming)
 		return run_listen_incoming(c);
-	return vm_start(&c->vm);
+	ret = vm_start(&c->vm);
+	if (ret == 0 && c->args.role == RUN_ROLE_PRIMARY)
+		ret = run_start_protection(c);
+	return ret;
 }
 
 static void run_teardown(struct run_ctx *c)
@@ -207,6 +250,10 @@ static void run_teardown(struct run_ctx *c)
 	}
 	if (c->vm_created)
 		vm_destroy(&c->vm);
+	if (c->timer_fd >= 0) {
+		evloop_del(c->loop, c->timer_fd);
+		close(c->timer_fd);
+	}
 	if (c->signal_fd > 0) {
 		evloop_del(c->loop, c->signal_fd);
 		close(c->signal_fd);
@@ -224,7 +271,7 @@ static int cmd_run(int argc, char **argv)
 	char err[256];
 	int ret, status = 1;
 
-	c->console_fd = c->signal_fd = -1;
+	c->console_fd = c->signal_fd = c->timer_fd = -1;
 	ret = run_args_parse(&c->args, argc, argv, err, sizeof(err));
 	if (ret == 1) {
 		fputs(run_usage, stdout);
@@ -244,13 +291,15 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+	if (argc >= 2 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "primary") == 0 ||
+			  strcmp(argv[1], "secondary") == 0))
 		return cmd_run(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(run_usage, stdout);
 		return 0;
 	}
-	log_error("%s%s: expected a command: run", argc < 2 ? "missing command" : "unknown command ",
+	log_error("%s%s: expected a command: run, primary or secondary",
+		  argc < 2 ? "missing command" : "unknown command ",
 		  argc < 2 ? "" : argv[1]);
 	fputs(run_usage, stderr);
 	return 2;

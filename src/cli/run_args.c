@@ -11,8 +11,11 @@
 const char run_usage[] =
 	"usage: lockstep run --kernel ELF [--initrd FILE] [--cmdline STR] [--mem SIZE]\n"
 	"                    [--disk PATH[,readonly]]... [--net tap=IFNAME[,mac=MAC]|none]\n"
-	"                    [--qmp SOCKETPATH] [--console stdio|file:PATH] [--verbose]\n"
-	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT]\n";
+	"                    [--tap IFNAME] [--qmp SOCKETPATH] [--console stdio|file:PATH]\n"
+	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT] [--verbose]\n"
+	"       lockstep primary --kernel ELF --peer HOST:PORT [--checkpoint-delay MS]\n"
+	"                    [the VM options of run]\n"
+	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n";
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -126,6 +129,41 @@ static int run_parse_console(struct run_args *a, const char *arg, char *err, int
 	return ARG_ERR("--console %s: expected stdio or file:PATH", arg);
 }
 
+/* HOST:PORT (or tcp:HOST:PORT), stored as tcp:HOST:PORT. */
+static int run_parse_endpoint(char *dst, size_t size, const char *opt, const char *arg, char *err,
+			      int errlen)
+{
+	const char *colon = strrchr(arg, ':');
+
+	if (!colon || colon == arg || !colon[1] || strlen(arg) + 5 > size)
+		return ARG_ERR("%s %s: expected HOST:PORT", opt, arg);
+	snprintf(dst, size, "%s%s", strncmp(arg, "tcp:", 4) == 0 ? "" : "tcp:", arg);
+	return 0;
+}
+
+static int run_parse_delay(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (!*arg || *end || v < 10 || v > 3600000)
+		return ARG_ERR("--checkpoint-delay %s: expected milliseconds between 10 and 3600000", arg);
+	a->checkpoint_delay_ms = (uint32_t)v;
+	return 0;
+}
+
+/* --tap IFNAME is --net tap=IFNAME. */
+static int run_parse_tap(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	char spec[32];
+
+	if (snprintf(spec, sizeof(spec), "tap=%s", arg) >= (int)sizeof(spec))
+		return ARG_ERR("--tap %s: interface name too long", arg);
+	return run_parse_net(a, spec, err, errlen);
+}
+
+static int run_args_check(struct run_args *a, char *err, int errlen);
+
 static const struct option run_options[] = {
 	{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
 	{ "cmdline", required_argument, NULL, 'c' }, { "mem", required_argument, NULL, 'm' },
@@ -133,6 +171,8 @@ static const struct option run_options[] = {
 	{ "qmp", required_argument, NULL, 'q' },     { "console", required_argument, NULL, 'C' },
 	{ "verbose", no_argument, NULL, 'v' },       { "help", no_argument, NULL, 'h' },
 	{ "restore", required_argument, NULL, 'r' }, { "incoming", required_argument, NULL, 'I' },
+	{ "peer", required_argument, NULL, 'P' },    { "listen", required_argument, NULL, 'L' },
+	{ "checkpoint-delay", required_argument, NULL, 'D' }, { "tap", required_argument, NULL, 'T' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -150,6 +190,11 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 	case 'v': a->verbose = 1; return 0;
 	case 'r': a->restore = optarg; return 0;
 	case 'I': a->incoming = optarg; return 0;
+	case 'P': return run_parse_endpoint(a->peer_uri, sizeof(a->peer_uri), "--peer", optarg, err, errlen);
+	case 'L': return run_parse_endpoint(a->listen_uri, sizeof(a->listen_uri), "--listen", optarg, err,
+					    errlen);
+	case 'D': return run_parse_delay(a, optarg, err, errlen);
+	case 'T': return run_parse_tap(a, optarg, err, errlen);
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}
@@ -161,6 +206,10 @@ int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int err
 
 	memset(a, 0, sizeof(*a));
 	a->mem_size = RUN_DEFAULT_MEM;
+	a->checkpoint_delay_ms = RUN_DEFAULT_CHECKPOINT_DELAY_MS;
+	a->role = strcmp(argv[0], "primary") == 0     ? RUN_ROLE_PRIMARY
+		  : strcmp(argv[0], "secondary") == 0 ? RUN_ROLE_SECONDARY
+						      : RUN_ROLE_VM;
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":h", run_options, NULL)) != -1) {
@@ -175,13 +224,33 @@ int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int err
 	}
 	if (optind < argc)
 		return ARG_ERR("unexpected argument '%s'", argv[optind]);
+	return run_args_check(a, err, errlen);
+}
+
+/* Options that only make sense together, per command. */
+static int run_args_check(struct run_args *a, char *err, int errlen)
+{
+	if (a->role != RUN_ROLE_PRIMARY && a->peer_uri[0])
+		return ARG_ERR("--peer belongs to `lockstep primary`");
+	if (a->role != RUN_ROLE_SECONDARY && a->listen_uri[0])
+		return ARG_ERR("--listen belongs to `lockstep secondary`");
+	if (a->role == RUN_ROLE_PRIMARY && !a->peer_uri[0])
+		return ARG_ERR("lockstep primary needs --peer HOST:PORT (where the secondary listens)");
+	if (a->role == RUN_ROLE_SECONDARY) {
+		if (!a->listen_uri[0])
+			return ARG_ERR("lockstep secondary needs --listen HOST:PORT");
+		if (a->incoming || a->restore)
+			return ARG_ERR("lockstep secondary takes its VM from the primary: drop --incoming/--restore");
+		a->incoming = a->listen_uri;
+	}
 	if (a->restore && a->incoming)
 		return ARG_ERR("--restore and --incoming exclude each other");
 	if (!a->kernel && !a->restore && !a->incoming)
 		return ARG_ERR("--kernel ELF is required (or --restore SNAPSHOT, or --incoming tcp:HOST:PORT)");
 	if ((a->restore || a->incoming) && (a->kernel || a->initrd || a->cmdline))
 		return ARG_ERR("%s takes the guest from the saved state: drop --kernel, --initrd and --cmdline",
-			       a->restore ? "--restore" : "--incoming");
+			       a->restore ? "--restore"
+			       : a->role == RUN_ROLE_SECONDARY ? "lockstep secondary" : "--incoming");
 	return 0;
 }
 

@@ -16,6 +16,9 @@ struct run_disk {
 
 enum run_net_kind { RUN_NET_ABSENT, RUN_NET_NONE, RUN_NET_TAP };
 
+/* lockstep run: one VM; primary/secondary: one half of a COLO pair. */
+enum run_role { RUN_ROLE_VM, RUN_ROLE_PRIMARY, RUN_ROLE_SECONDARY };
+
 struct run_args {
 	const char *kernel;
 	const char *initrd;
@@ -31,12 +34,18 @@ struct run_args {
 	const char *console_file; /* NULL: stdio */
 	const char *restore;      /* snapshot to start from instead of booting */
 	const char *incoming;     /* tcp:HOST:PORT: wait for a live migration instead of booting */
+	enum run_role role;
+	char peer_uri[300];       /* primary: tcp:HOST:PORT of the secondary */
+	char listen_uri[300];     /* secondary: tcp:HOST:PORT to wait on */
+	uint32_t checkpoint_delay_ms;
 	int verbose;
 	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */
 };
 
+#define RUN_DEFAULT_CHECKPOINT_DELAY_MS 2000
+
 /*
- * Parses argv (argv[0] is "run"). On error writes one line naming the bad
+ * Parses argv (argv[0] is the command: "run", "primary" or "secondary"). On error writes one line naming the bad
  * argument into err and returns -EINVAL; returns 1 for --help.
  */
 int run_args_parse(struct run_args *a, int argc, char **argv, char *err, int errlen);

@@ -91,14 +91,20 @@ static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *
 	struct migration *m = opaque;
 	enum colo_mode mode, last;
 	enum colo_exit_reason reason;
+	char error[256];
 	int failover;
+	json_t *r;
 
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
 	colo_query(m->colo, &mode, &last, &reason, &failover);
-	return json_pack("{s:s, s:s, s:s, s:s}", "mode", colo_mode_name(mode), "last-mode",
-			 colo_mode_name(last), "reason", colo_exit_reason_name(reason),
-			 "x-failover-state", colo_failover_name(failover));
+	colo_get_error(m->colo, error, sizeof(error));
+	r = json_pack("{s:s, s:s, s:s, s:s}", "mode", colo_mode_name(mode), "last-mode",
+		      colo_mode_name(last), "reason", colo_exit_reason_name(reason),
+		      "x-failover-state", colo_failover_name(failover));
+	if (error[0] && reason == COLO_EXIT_ERROR)
+		json_object_set_new(r, "x-error", json_string(error));
+	return r;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -133,6 +133,8 @@ static json_t *cmd_migrate_set_parameters(json_t *args, struct qmp_error *err, v
 	if (json_object_get(args, "x-check-ram"))
 		p.check_ram = json_is_true(json_object_get(args, "x-check-ram"));
 	migration_set_params(m, &p);
+	if (m->colo) /* a running COLO pair follows the RAM check setting from the next checkpoint */
+		__atomic_store_n(&m->colo->check_ram, p.check_ram, __ATOMIC_RELEASE);
 	return NULL;
 }
 

@@ -133,6 +133,13 @@ void colo_get_stats(struct colo *c, struct colo_stats *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void colo_get_error(struct colo *c, char *buf, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(buf, len, "%s", c->error);
+	pthread_mutex_unlock(&c->lock);
+}
+
 void colo_record_pause(struct colo *c, uint64_t pause_us)
 {
 	struct colo_stats *s = &c->stats;
@@ -330,8 +337,11 @@ int colo_keepalive(struct colo *c)
 {
 	int ret = colo_drain_heartbeats(c);
 
-	if (ret < 0)
-		return ret;
+	return ret < 0 ? ret : colo_heartbeat(c);
+}
+
+int colo_heartbeat(struct colo *c)
+{
 	if (colo_peer_silent(c)) {
 		colo_fail(c, "the peer has been silent for more than %d ms", COLO_PEER_TIMEOUT_MS);
 		return -ETIMEDOUT;

@@ -26,6 +26,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "state/stream.h"
@@ -156,6 +157,8 @@ int colo_lost_heartbeat(struct colo *c);
 void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
 		enum colo_exit_reason *reason, int *failover);
 void colo_get_stats(struct colo *c, struct colo_stats *out);
+/* Why COLO ended with an error ("" if it did not). */
+void colo_get_error(struct colo *c, char *buf, size_t len);
 const char *colo_mode_name(enum colo_mode m);
 const char *colo_exit_reason_name(enum colo_exit_reason r);
 const char *colo_failover_name(int f);
@@ -166,7 +169,10 @@ int colo_send_msg(struct colo *c, enum colo_msg msg);
 int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value);
 /* Next non-heartbeat message, which must be `expect`; value read for VMSTATE_SIZE. */
 int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value);
-/* Sends a heartbeat if one is due; reads and drops heartbeats that arrived. */
+/* Sends a heartbeat if one is due; -ETIMEDOUT if the peer has been silent too long. */
+int colo_heartbeat(struct colo *c);
+/* The same after reading and dropping the heartbeats that arrived (primary:
+ * while it is idle, the secondary sends nothing else). */
 int colo_keepalive(struct colo *c);
 int colo_peer_silent(struct colo *c);
 void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -27,7 +27,7 @@ static int primary_send_ram(struct colo *c)
 	if ((ret = colo_send_msg(c, COLO_MSG_VMSTATE_SEND)) ||
 	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
 		return ret;
-	if (c->check_ram) {
+	if (__atomic_load_n(&c->check_ram, __ATOMIC_ACQUIRE)) {
 		uint64_t hash = vmstate_ram_hash(c->vm);
 
 		pthread_mutex_lock(&c->lock);

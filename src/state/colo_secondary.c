@@ -195,7 +195,7 @@ static int secondary_loop(struct colo *c)
 		uint32_t msg;
 
 		if (!stream_in_buffered(&c->in) && poll(&p, 1, COLO_HEARTBEAT_MS) == 0) {
-			ret = colo_keepalive(c);
+			ret = colo_heartbeat(c);
 			continue;
 		}
 		if ((ret = stream_in_read(&c->in, &msg, sizeof(msg))) < 0) {
@@ -209,7 +209,7 @@ static int secondary_loop(struct colo *c)
 		else if (msg != COLO_MSG_HEARTBEAT)
 			colo_fail(c, "unexpected COLO message %u from the primary", msg), ret = -EPROTO;
 		if (ret == 0)
-			ret = colo_keepalive(c);
+			ret = colo_heartbeat(c);
 	}
 	return ret;
 }

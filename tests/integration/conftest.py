@@ -41,8 +41,8 @@ def cleanup():
 @pytest.fixture
 def start_vm(kvm, cleanup, tmp_path):
     """start_vm(args, netns=None, name="vm") -> VM; killed at teardown."""
-    def start(args, netns=None, name="vm"):
-        return VM(cleanup, tmp_path, args, netns=netns, name=name)
+    def start(args, netns=None, name="vm", command="run"):
+        return VM(cleanup, tmp_path, args, netns=netns, name=name, command=command)
     return start
 
 

@@ -37,10 +37,12 @@ class Cleanup:
 class VM:
     """One `lockstep run` process with its console in a file."""
 
-    def __init__(self, cleanup, tmp_path, args, netns=None, name="vm"):
+    def __init__(self, cleanup, tmp_path, args, netns=None, name="vm", command="run"):
+        """command None: args start with the lockstep command (run, primary, secondary)."""
         self.console_path = os.path.join(str(tmp_path), f"{name}-console.log")
         self.stderr_path = os.path.join(str(tmp_path), f"{name}-stderr.log")
-        cmd = [LOCKSTEP, "run", "--console", f"file:{self.console_path}"] + list(args)
+        args = list(args) if command is None else [command] + list(args)
+        cmd = [LOCKSTEP] + args[:1] + ["--console", f"file:{self.console_path}"] + args[1:]
         if netns:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self._stderr = open(self.stderr_path, "wb")

@@ -1,0 +1,227 @@
+"""COLO: a primary and a secondary kept in step by checkpoints, and failover on either side."""
+import re
+import signal
+import time
+
+import pytest
+
+from harness import GUEST, QMP
+
+_port = [47300]
+
+
+def free_port():
+    _port[0] += 1
+    return _port[0]
+
+
+def counters(vm):
+    return [int(x) for x in re.findall(r"dirty: counter=(\d+)", vm.console())]
+
+
+def wait_for(fn, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError(f"timeout waiting for {what}")
+
+
+def checkpoints(q):
+    return q.execute("query-colo-stats")["return"]["checkpoints"]
+
+
+@pytest.fixture
+def colo_pair(start_vm, tmp_path):
+    """A protected pair started with the one-command form; returns (pri, qp, sec, qs)."""
+    def make(cmdline="app=dirty,pages=64,period=10", delay=200, check_ram=False):
+        addr = f"127.0.0.1:{free_port()}"
+        sec = start_vm(["secondary", "--listen", addr, "--qmp", str(tmp_path / "s.sock")],
+                       name="sec", command=None)
+        qs = QMP(str(tmp_path / "s.sock"))
+        pri = start_vm(["primary", "--kernel", GUEST, "--peer", addr, "--checkpoint-delay",
+                        str(delay), "--qmp", str(tmp_path / "p.sock"), "--cmdline", cmdline],
+                       name="pri", command=None)
+        qp = QMP(str(tmp_path / "p.sock"))
+        if check_ram:
+            qp.execute("migrate-set-parameters", {"x-check-ram": True})
+        wait_for(lambda: qp.execute("query-colo-status")["return"]["mode"] == "primary",
+                 what="the primary to enter COLO")
+        wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
+                 what="the secondary to enter COLO")
+        return pri, qp, sec, qs
+    return make
+
+
+def test_pair_reaches_colo_and_checkpoints(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=100)
+    assert qp.execute("query-migrate")["return"]["status"] == "colo"
+    n = wait_for(lambda: checkpoints(qp) >= 10 and checkpoints(qp), what="10 checkpoints")
+    st = qp.execute("query-colo-stats")["return"]
+    assert st["reasons"]["periodic"] >= 10
+    assert st["pages"] > 0 and st["bytes"] > 0
+    assert 0 < st["pause-us"]["last"] <= st["pause-us"]["max"]
+    assert st["pause-us"]["mean"] <= st["pause-us"]["max"] and st["pause-us"]["p99"] <= st["pause-us"]["max"]
+    # Both guests run: the secondary's console shows the guest going on too.
+    pri.wait_console(r"dirty: counter=\d+")
+    wait_for(lambda: len(counters(sec)) > 5, what="the secondary's guest to run")
+    assert checkpoints(qs) >= n - 1
+
+
+def test_ram_equal_after_every_checkpoint(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=50, check_ram=True)
+    wait_for(lambda: checkpoints(qs) >= 40, timeout=30, what="40 checkpoints")
+    sp, ss = qp.execute("query-colo-stats")["return"], qs.execute("query-colo-stats")["return"]
+    # The secondary compared its RAM with the primary's hash after every checkpoint it applied.
+    assert ss["ram-checks"] == ss["checkpoints"] >= 40
+    assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
+    # Take one more and compare the last hashes directly.
+    qp.execute("x-colo-checkpoint")
+    n = ss["checkpoints"]
+    wait_for(lambda: checkpoints(qs) > n + 1, what="a further checkpoint")
+    qp.execute("stop")  # freeze both so the last checkpoint is the last one
+    time.sleep(0.3)
+    sp, ss = qp.execute("query-colo-stats")["return"], qs.execute("query-colo-stats")["return"]
+    if sp["checkpoints"] == ss["checkpoints"]:
+        assert sp["x-last-ram-hash"] == ss["x-last-ram-hash"]
+
+
+def test_on_demand_checkpoint_and_delay_change(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000)
+    time.sleep(0.3)
+    base = checkpoints(qp)
+    assert qp.execute("x-colo-checkpoint") == {"return": {}}
+    wait_for(lambda: checkpoints(qp) == base + 1, what="the requested checkpoint")
+    assert qp.execute("query-colo-stats")["return"]["reasons"]["request"] == 1
+    # Changing x-checkpoint-delay while in COLO checkpoints at once.
+    assert qp.execute("migrate-set-parameters", {"x-checkpoint-delay": 50000}) == {"return": {}}
+    wait_for(lambda: checkpoints(qp) == base + 2, what="a checkpoint after the delay change")
+    assert qp.execute("query-migrate-parameters")["return"]["x-checkpoint-delay"] == 50000
+    r = qs.execute("x-colo-checkpoint")
+    assert "primary" in r["error"]["desc"]
+
+
+def test_primary_killed_secondary_takes_over(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=100)
+    wait_for(lambda: checkpoints(qs) >= 5, what="5 checkpoints")
+    # A checkpoint we know the value of: stop the primary's guest, checkpoint, read it.
+    qp.execute("stop")
+    n = checkpoints(qs)
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: checkpoints(qs) > n, what="the checkpoint")
+    at_checkpoint = counters(pri)[-1]
+    pri.proc.send_signal(signal.SIGKILL)
+    r = qs.execute("x-colo-lost-heartbeat")
+    # Either we were first (a requested failover) or the secondary had already
+    # seen the socket close (an error exit); both leave the guest running.
+    reason = "request" if r == {"return": {}} else "error"
+    if reason == "error":
+        assert r["error"]["desc"] == "VM is not in COLO mode"
+    ev = qs.wait_event("COLO_EXIT")
+    assert ev["data"] == {"mode": "secondary", "reason": reason}
+    st = qs.execute("query-colo-status")["return"]
+    assert st["mode"] == "none" and st["last-mode"] == "secondary" and st["reason"] == reason
+    assert qs.execute("query-status")["return"]["status"] == "running"
+    seen = len(counters(sec))
+    later = wait_for(lambda: counters(sec)[seen:][:3] if len(counters(sec)) >= seen + 3 else None,
+                     what="the secondary's guest to go on")
+    assert later[0] >= at_checkpoint, (at_checkpoint, later)
+    assert later == sorted(later)
+
+
+def test_secondary_killed_primary_runs_on(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=100)
+    wait_for(lambda: checkpoints(qp) >= 3, what="3 checkpoints")
+    sec.proc.send_signal(signal.SIGKILL)
+    ev = qp.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"] == {"mode": "primary", "reason": "error"}
+    assert qp.execute("query-colo-status")["return"]["mode"] == "none"
+    assert qp.execute("query-migrate")["return"]["status"] == "completed"
+    assert qp.execute("query-status")["return"]["status"] == "running"
+    n = counters(pri)[-1]
+    pri.wait_console(rf"counter={n + 5}\b")
+
+
+def test_silent_primary_detected(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=100)
+    wait_for(lambda: checkpoints(qs) >= 3, what="3 checkpoints")
+    pri.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        ev = qs.wait_event("COLO_EXIT", timeout=10)
+        waited = time.monotonic() - t0
+        assert ev["data"] == {"mode": "secondary", "reason": "error"}
+        assert waited < 6  # the peer timeout is 3 s
+        n = len(counters(sec))
+        wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run alone")
+    finally:
+        pri.proc.send_signal(signal.SIGCONT)
+
+
+def test_failover_during_apply_is_deferred(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
+    time.sleep(0.3)
+    assert qs.execute("x-colo-test", {"apply-delay-ms": 1500}) == {"return": {}}
+    n = qs.execute("query-colo-stats")["return"]["ram-checks"]
+    qp.execute("x-colo-checkpoint")
+    # The secondary is applying (it has checked the RAM, then sleeps 1.5 s).
+    wait_for(lambda: qs.execute("query-colo-stats")["return"]["ram-checks"] > n,
+             what="the apply to start")
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
+    st = qs.execute("query-colo-status")["return"]
+    assert st["mode"] == "secondary" and st["x-failover-state"] == "relaunch", st
+    assert st["reason"] == "processing"
+    ev = qs.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"] == {"mode": "secondary", "reason": "request"}
+    st = qs.execute("query-colo-status")["return"]
+    assert st["x-failover-state"] == "completed" and st["last-mode"] == "secondary"
+    n = len(counters(sec))
+    wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
+    # The primary lost its secondary and runs alone.
+    assert qp.wait_event("COLO_EXIT", timeout=10)["data"]["reason"] == "error"
+
+
+def test_corrupted_checkpoint_ends_colo_on_receiver(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000)
+    time.sleep(0.3)
+    assert qp.execute("x-colo-test", {"corrupt-next-checkpoint": True}) == {"return": {}}
+    qp.execute("x-colo-checkpoint")
+    ev = qs.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"] == {"mode": "secondary", "reason": "error"}
+    assert "corrupted" in qs.execute("query-colo-status")["return"].get("x-error", ""), \
+        qs.execute("query-colo-status")
+    assert qp.wait_event("COLO_EXIT", timeout=10)["data"] == {"mode": "primary", "reason": "error"}
+    # Neither side is left stopped.
+    assert qs.execute("query-status")["return"]["status"] == "running"
+    assert qp.execute("query-status")["return"]["status"] == "running"
+    for vm in (pri, sec):
+        n = len(counters(vm))
+        wait_for(lambda: len(counters(vm)) > n + 3, what="both guests to run")
+
+
+def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
+    vm = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "q.sock"), "--cmdline", "app=hello,x=1"])
+    vm.wait_exit()
+    vm = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "r.sock"), "--cmdline",
+                   "app=dirty,pages=4,period=50"], name="b")
+    q = QMP(str(tmp_path / "r.sock"))
+    assert q.execute("x-colo-lost-heartbeat")["error"]["desc"] == "VM is not in COLO mode"
+    assert q.execute("query-colo-status")["return"] == {
+        "mode": "none", "last-mode": "none", "reason": "none", "x-failover-state": "none"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["primary", "--kernel", "k"], "lockstep primary needs --peer HOST:PORT"),
+    (["secondary"], "lockstep secondary needs --listen HOST:PORT"),
+    (["secondary", "--listen", "x:1", "--kernel", "k"], "lockstep secondary takes the guest"),
+    (["run", "--kernel", "k", "--peer", "a:1"], "--peer belongs to `lockstep primary`"),
+    (["primary", "--kernel", "k", "--peer", "nocolon"], "--peer nocolon: expected HOST:PORT"),
+    (["primary", "--kernel", "k", "--peer", "a:1", "--checkpoint-delay", "5"], "--checkpoint-delay 5"),
+])
+def test_pair_command_errors(args, message):
+    from harness import run_lockstep
+    code, out, err = run_lockstep(args)
+    assert code == 2, err
+    assert message in err, err
