@@ -92,6 +92,8 @@ static const char *net_rx_move(struct virtio_net *n, bool *pushed)
 			n->stats.rx_dropped++;
 			continue;
 		}
+		if (n->filter && n->filter->backend_rx)
+			n->filter->backend_rx(n->filter->opaque, n->rx_buf, (size_t)len);
 		if (net_rx_deliver(n, (size_t)len) < 0)
 			return "malformed RX descriptor chain";
 		*pushed = true;
@@ -132,14 +134,47 @@ static void net_on_backend(void *opaque, uint32_t events)
 	vm_io_unlock(vm);
 }
 
+void virtio_net_set_filter(struct virtio_net *n, const struct virtio_net_filter *f) { n->filter = f; }
+
+int virtio_net_backend_send(struct virtio_net *n, const uint8_t *pkt, size_t len)
+{
+	return net_backend_send(&n->backend, pkt, len);
+}
+
+const uint8_t *virtio_net_mac(const struct virtio_net *n) { return n->mac; }
+
+int virtio_net_inject_rx(struct virtio_net *n, const uint8_t *pkt, size_t len)
+{
+	int avail;
+
+	if (!virtio_mmio_is_live(&n->mmio) || n->paused)
+		return -EAGAIN;
+	if (len < NET_VNET_HDR_BYTES || len > sizeof(n->rx_buf))
+		return -EINVAL;
+	avail = net_rx_have_buffer(n);
+	if (avail <= 0)
+		return avail < 0 ? -EIO : -ENOBUFS;
+	memcpy(n->rx_buf, pkt, len);
+	if (net_rx_deliver(n, len) < 0) {
+		virtio_mmio_device_error(&n->mmio, "malformed RX descriptor chain");
+		return -EIO;
+	}
+	virtio_mmio_notify_used(&n->mmio, VIRTIO_NET_RXQ);
+	return 0;
+}
+
 /* ---- TX ------------------------------------------------------------------ */
 
 static void net_tx_one(struct virtio_net *n, const struct virtq_chain *c)
 {
 	uint64_t len = c->readable_len;
 
-	if (len < NET_VNET_HDR_BYTES || len > NET_MAX_PACKET ||
-	    virtq_chain_read(c, 0, n->tx_buf, len) ||
+	if (len < NET_VNET_HDR_BYTES || len > NET_MAX_PACKET || virtq_chain_read(c, 0, n->tx_buf, len)) {
+		n->stats.tx_dropped++;
+		return;
+	}
+	if (!(n->filter && n->filter->guest_tx &&
+	      n->filter->guest_tx(n->filter->opaque, n->tx_buf, (size_t)len)) &&
 	    net_backend_send(&n->backend, n->tx_buf, len) < 0) {
 		n->stats.tx_dropped++;
 		return;
@@ -178,6 +213,8 @@ static void net_notify(struct virtio_mmio *t, uint16_t qi)
 		/* New RX buffers: the event loop picks up waiting frames. */
 		n->rx_starved = 0;
 		net_rx_watch_update(n);
+		if (n->filter && n->filter->rx_space)
+			n->filter->rx_space(n->filter->opaque);
 		return;
 	}
 	if (qi != VIRTIO_NET_TXQ)
@@ -222,6 +259,8 @@ static void net_resume(struct virtio_mmio *t)
 	n->paused = 0;
 	n->rx_starved = 0; /* look again: buffers may have been posted meanwhile */
 	net_rx_watch_update(n);
+	if (n->filter && n->filter->rx_space)
+		n->filter->rx_space(n->filter->opaque);
 }
 
 static void net_config_read(struct virtio_mmio *t, uint32_t off, void *data, uint32_t len)

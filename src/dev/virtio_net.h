@@ -12,6 +12,8 @@
 #ifndef LOCKSTEP_DEV_VIRTIO_NET_H
 #define LOCKSTEP_DEV_VIRTIO_NET_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dev/virtio_mmio.h"
@@ -34,6 +36,20 @@ struct virtio_net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped;
 };
 
+/*
+ * Where a COLO network proxy plugs into the NIC (src/net/colo_proxy.c). Frames
+ * carry the 12-byte virtio-net header. All callbacks run with vm->io_lock held.
+ */
+struct virtio_net_filter {
+	/* A frame the guest sent: true if consumed (then it does not reach the backend). */
+	bool (*guest_tx)(void *opaque, uint8_t *pkt, size_t len);
+	/* A frame read from the backend, just before the guest gets it (may be edited in place). */
+	void (*backend_rx)(void *opaque, uint8_t *pkt, size_t len);
+	/* The guest posted receive buffers (virtio_net_inject_rx may succeed again). */
+	void (*rx_space)(void *opaque);
+	void *opaque;
+};
+
 struct virtio_net {
 	struct virtio_mmio mmio; /* first: the transport finds us through it */
 	struct net_backend backend;
@@ -45,6 +61,7 @@ struct virtio_net {
 	int rx_starved;      /* RX ring was empty: wait for the guest to kick queue 0 */
 	int paused;
 	struct virtio_net_stats stats;
+	const struct virtio_net_filter *filter; /* NULL: frames go straight between guest and backend */
 	/* Scratch, serialised by io_lock. */
 	struct virtq_chain chain;
 	uint8_t rx_buf[NET_MAX_PACKET];
@@ -57,6 +74,16 @@ struct virtio_net {
  * adds the device ("virtio-net<N>") to the VM, which owns it. */
 int virtio_net_create(struct vm *vm, const char *tap_ifname, const uint8_t mac[6],
 		      struct device **out);
+
+/* Plugs a proxy in (NULL: out). Call with vm->io_lock held. */
+void virtio_net_set_filter(struct virtio_net *n, const struct virtio_net_filter *f);
+/* Sends a frame (with its vnet header) out through the backend. */
+int virtio_net_backend_send(struct virtio_net *n, const uint8_t *pkt, size_t len);
+/* Hands a frame (with its vnet header) to the guest as if it had been received:
+ * -ENOBUFS when the guest has no receive buffer posted. io_lock held. */
+int virtio_net_inject_rx(struct virtio_net *n, const uint8_t *pkt, size_t len);
+/* The guest's MAC address. */
+const uint8_t *virtio_net_mac(const struct virtio_net *n);
 
 /* Moves received frames into the guest's RX buffers, as far as both have some.
  * The event-loop callback calls it with io_lock held; exposed for tests. */

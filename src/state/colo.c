@@ -20,6 +20,7 @@ void colo_init(struct colo *c, struct vm *vm)
 	memset(c, 0, sizeof(*c));
 	c->vm = vm;
 	c->fd = -1;
+	c->listen_fd = -1;
 	c->trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->delay_ms = COLO_DEFAULT_DELAY_MS;
 	pthread_mutex_init(&c->lock, NULL);
@@ -42,6 +43,8 @@ void colo_destroy(struct colo *c)
 	colo_stop_thread(c);
 	if (c->trigger_fd >= 0)
 		close(c->trigger_fd);
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
 	sbuf_free(&c->device_blob);
 	pthread_mutex_destroy(&c->lock);
 }

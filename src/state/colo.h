@@ -130,6 +130,15 @@ struct colo {
 	uint32_t test_apply_delay_ms;
 	bool test_corrupt_next;
 
+	/* The network proxy (src/net/colo_net.c): connects its link when COLO
+	 * starts; the primary's mirror position travels with vmstate-send. */
+	int (*start_net)(void *opaque, struct colo *c);
+	uint64_t (*net_position)(void *opaque);
+	void *net_opaque;
+	char peer_uri[300]; /* primary: where the secondary listens */
+	int listen_fd;      /* secondary: the migration listener, kept for the link */
+	uint64_t checkpoint_net_position; /* secondary: mirror position of the last checkpoint */
+
 	struct colo_hook hooks[COLO_HOOK_COUNT][COLO_MAX_HOOKS];
 	colo_exit_fn on_exit;
 	void *exit_opaque;

@@ -24,7 +24,8 @@ static int primary_send_ram(struct colo *c)
 	n = dirty_harvest(c->vm, c->bitmap);
 	if (n < 0)
 		return (int)n;
-	if ((ret = colo_send_msg(c, COLO_MSG_VMSTATE_SEND)) ||
+	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SEND,
+				       c->net_position ? c->net_position(c->net_opaque) : 0)) ||
 	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
 		return ret;
 	if (__atomic_load_n(&c->check_ram, __ATOMIC_ACQUIRE)) {
@@ -151,9 +152,13 @@ static void primary_schedule_next(struct colo *c)
 
 static int primary_loop(struct colo *c)
 {
-	int ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_READY, NULL);
+	int ret = c->start_net ? c->start_net(c->net_opaque, c) : 0;
 
-	if (ret < 0)
+	if (ret < 0) {
+		colo_fail(c, "cannot connect the network link: %s", strerror(-ret));
+		return ret;
+	}
+	if ((ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_READY, NULL)) < 0)
 		return ret;
 	if (c->resume_vm) {
 		vm_resume(c->vm); /* stopped by the migration's stop-and-copy */

@@ -157,7 +157,7 @@ static int secondary_checkpoint(struct colo *c)
 		return -ENOMEM;
 	vm_pause_quiet(c->vm);
 	ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REPLY);
-	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, NULL)) == 0 &&
+	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, &c->checkpoint_net_position)) == 0 &&
 	    (ret = secondary_receive_ram(c, l)) == 0 && (ret = secondary_receive_device_state(c, l)) == 0)
 		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
 	if (ret == 0) {
@@ -222,6 +222,8 @@ void *colo_secondary_thread(void *arg)
 
 	if (ret < 0)
 		colo_fail(c, "cannot set up the RAM cache: %s", strerror(-ret));
+	else if (c->start_net && (ret = c->start_net(c->net_opaque, c)) < 0)
+		colo_fail(c, "cannot accept the network link: %s", strerror(-ret));
 	else if ((ret = vm_start(c->vm)) < 0)
 		colo_fail(c, "cannot start the VM: %s", strerror(-ret));
 	else

@@ -64,7 +64,11 @@ static int recv_accept(struct migration *m)
 		return -errno;
 	}
 	pthread_mutex_lock(&m->lock);
-	close(m->listen_fd);
+	/* A COLO secondary accepts its network link on the same listener later. */
+	if (m->colo_capability && m->colo)
+		m->colo->listen_fd = m->listen_fd;
+	else
+		close(m->listen_fd);
 	m->listen_fd = -1;
 	m->fd = fd;
 	if (m->cancel)

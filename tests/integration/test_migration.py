@@ -74,8 +74,9 @@ def test_bandwidth_limit_forces_dirty_rounds(pair):
     src.wait_console(r"counter=5\b")
     qs.execute("migrate-set-parameters", {"x-check-ram": True, "max-bandwidth": 40 << 20,
                                           "downtime-limit": 50})
-    assert qs.execute("query-migrate-parameters")["return"] == {
-        "downtime-limit": 50, "max-bandwidth": 40 << 20, "x-check-ram": True}
+    params = qs.execute("query-migrate-parameters")["return"]
+    assert params["downtime-limit"] == 50 and params["max-bandwidth"] == 40 << 20
+    assert params["x-check-ram"] is True
     assert qs.execute("migrate", {"uri": uri}) == {"return": {}}
     r = wait_migration(qs)
     assert r["status"] == "completed", r
