@@ -141,7 +141,7 @@ static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *o
 	colo_get_stats(m->colo, s);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, s->last_ram_hash);
 	r = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
-		      "s:{s:I, s:I, s:I, s:I}, s:I, s:s}",
+		      "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:s}",
 		      "checkpoints", (json_int_t)s->checkpoints, "reasons",
 		      "periodic", (json_int_t)s->by_reason[COLO_REASON_PERIODIC],
 		      "request", (json_int_t)s->by_reason[COLO_REASON_REQUEST],
@@ -151,7 +151,9 @@ static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *o
 		      "mean", (json_int_t)(s->checkpoints ? s->pause_total_us / s->checkpoints : 0),
 		      "p99", (json_int_t)pause_p99(s), "max", (json_int_t)s->pause_max_us,
 		      "last-phases-us", "request", (json_int_t)s->phase_request_us,
-		      "ram", (json_int_t)s->phase_ram_us, "device", (json_int_t)s->phase_device_us,
+		      "stop", (json_int_t)s->phase_stop_us, "ram", (json_int_t)s->phase_ram_us,
+		      "device", (json_int_t)s->phase_device_us,
+		      "received", (json_int_t)s->phase_received_us,
 		      "apply", (json_int_t)s->phase_apply_us,
 		      "ram-checks", (json_int_t)s->ram_checks, "x-last-ram-hash", hash);
 	free(s);

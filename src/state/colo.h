@@ -81,7 +81,12 @@ struct colo_stats {
 	uint64_t pause_last_us, pause_max_us, pause_total_us;
 	uint64_t pauses[COLO_PAUSE_HISTORY]; /* last pauses, for percentiles */
 	/* Phases of the last checkpoint, microseconds. */
-	uint64_t phase_request_us, phase_ram_us, phase_device_us, phase_apply_us;
+	uint64_t phase_request_us; /* request sent .. reply received */
+	uint64_t phase_stop_us;    /* stopping the primary's vCPU and devices */
+	uint64_t phase_ram_us;     /* dirty log + RAM pages sent */
+	uint64_t phase_device_us;  /* machine state serialised and sent */
+	uint64_t phase_received_us; /* .. vmstate-received: the secondary read it all */
+	uint64_t phase_apply_us;   /* .. vmstate-loaded: the secondary applied and runs */
 	uint64_t ram_checks;               /* checkpoints whose RAM hash was compared and equal */
 	uint64_t last_ram_hash;
 };

@@ -74,7 +74,7 @@ static int primary_send_device_state(struct colo *c)
 /* One checkpoint transaction. The PVM is stopped from the reply to vmstate-loaded. */
 static int primary_checkpoint(struct colo *c, enum colo_reason why)
 {
-	uint64_t t0 = stream_now_ns(), t_stop, t_ram, t_dev, t_recv;
+	uint64_t t0 = stream_now_ns(), t_stop, t_stopped, t_ram, t_dev, t_recv;
 	bool was_running;
 	int ret;
 
@@ -85,6 +85,7 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	was_running = vm_get_state(c->vm) == VM_STATE_RUNNING;
 	if (was_running && (ret = vm_pause_quiet(c->vm)) < 0)
 		return ret;
+	t_stopped = stream_now_ns();
 	ret = primary_send_ram(c);
 	t_ram = stream_now_ns();
 	if (ret == 0)
@@ -97,8 +98,10 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_LOADED, NULL);
 		pthread_mutex_lock(&c->lock);
 		c->stats.phase_request_us = (t_stop - t0) / 1000;
-		c->stats.phase_ram_us = (t_ram - t_stop) / 1000;
+		c->stats.phase_stop_us = (t_stopped - t_stop) / 1000;
+		c->stats.phase_ram_us = (t_ram - t_stopped) / 1000;
 		c->stats.phase_device_us = (t_dev - t_ram) / 1000;
+		c->stats.phase_received_us = (t_recv - t_dev) / 1000;
 		c->stats.phase_apply_us = us_since(t_recv);
 		c->stats.by_reason[why]++;
 		pthread_mutex_unlock(&c->lock);
