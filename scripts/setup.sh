@@ -11,6 +11,9 @@ PACKAGES=(
 	libcmocka-dev                            # C unit tests
 	python3-pytest                           # integration tests
 	iproute2 iputils-ping netcat-openbsd     # network namespaces, TAP devices, real clients
+	redis-tools curl wrk apache2-utils       # clients of the guest's services (tests, benchmarks)
+	redis-server nginx-light                 # host-side reference servers for bench/services.py
+	xz-utils                                 # unpacks lwIP's source (scripts/fetch-lwip.sh)
 	valgrind                                 # leak checks of unit tests
 )
 
@@ -24,5 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# The guest's TCP/IP stack: lwIP from Debian's source package, unpacked in build/.
+scripts/fetch-lwip.sh
 
 make -j"$(nproc)" all
