@@ -31,12 +31,22 @@ $(BUILD)/liblockstep.a: $(LIB_OBJS)
 $(BUILD)/lockstep: $(BUILD)/obj/src/main.o $(BUILD)/liblockstep.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-# The guest's network stack, compiled for the host and fed valid and hostile frames.
+# The guest's network stack (lwIP with the guest's configuration, its glue and
+# the services), compiled for the host and fed valid and hostile frames.
 NET_HOST_TEST := $(BUILD)/tests/net_host_test
-$(NET_HOST_TEST): guest/tests/net_host_test.c $(wildcard guest/net/*.c guest/net/*.h)
+NET_HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -D_GNU_SOURCE -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined $(LWIP_INCLUDES) -Iguest/tests
+NET_HOST_SRCS := guest/tests/net_host_test.c guest/tests/host_wire.c \
+	$(filter-out guest/netstack/clock.c,$(wildcard guest/netstack/*.c)) $(wildcard guest/services/*.c)
+NET_HOST_LWIP_OBJS := $(patsubst $(LWIP_DIR)/src/%.c,$(BUILD)/obj/host-lwip/%.o,$(LWIP_SRCS))
+$(BUILD)/obj/host-lwip/%.o: $(LWIP_DIR)/src/%.c $(wildcard guest/lwip_port/*.h guest/lwip_port/arch/*.h) \
+		| $(LWIP_MARKER)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O1 -g -Wall -Wextra $(WERROR) -fsanitize=address,undefined \
-		-Iguest/net $< $(wildcard guest/net/*.c) -o $@
+	$(CC) $(NET_HOST_CFLAGS) $(LWIP_OWN_WARNINGS) -c $< -o $@
+$(NET_HOST_TEST): $(NET_HOST_SRCS) $(NET_HOST_LWIP_OBJS) $(wildcard guest/tests/*.h guest/netstack/*.h \
+		guest/services/*.h guest/lwip_port/*.h guest/lwip_port/arch/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(NET_HOST_CFLAGS) $(NET_HOST_SRCS) $(NET_HOST_LWIP_OBJS) -o $@
 
 unit-bins: $(UNIT_BINS) $(NET_HOST_TEST)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblockstep.a

@@ -99,6 +99,8 @@ def main():
             fn()
         except Exception as e:
             print(f"bench: {fn.__name__} failed: {e}", file=sys.stderr)
+    __import__("state").main()  # snapshots and migration: bench/state.py
+    __import__("services").main()  # the guest's TCP/IP services: bench/services.py
 
 
 if __name__ == "__main__":

@@ -131,13 +131,30 @@ static void tx_reclaim(struct virtio_net *n)
 		n->tx_free[n->tx_nfree++] = buf;
 }
 
-int virtio_net_send(struct virtio_net *n, const void *frame, size_t len)
+void virtio_net_kick_tx(struct virtio_net *n)
+{
+	if (!n->tx_unkicked)
+		return;
+	n->tx_unkicked = 0;
+	vq_kick(&n->tx);
+}
+
+int virtio_net_queue(struct virtio_net *n, const void *frame, size_t len)
 {
 	struct vq_seg seg;
 	uint8_t *buf;
 
+	if (len > VIRTIO_NET_MAX_FRAME) {
+		n->stats.tx_full++;
+		return -1;
+	}
 	tx_reclaim(n);
-	if (len > VIRTIO_NET_MAX_FRAME || n->tx_nfree == 0) {
+	if (n->tx_nfree == 0 && n->tx_unkicked) {
+		/* The device completes TX during the kick: buffers come back now. */
+		virtio_net_kick_tx(n);
+		tx_reclaim(n);
+	}
+	if (n->tx_nfree == 0) {
 		n->stats.tx_full++;
 		return -1;
 	}
@@ -150,15 +167,24 @@ int virtio_net_send(struct virtio_net *n, const void *frame, size_t len)
 		n->stats.tx_full++;
 		return -1;
 	}
-	vq_kick(&n->tx);
+	n->tx_unkicked++;
 	n->stats.tx_frames++;
 	return 0;
+}
+
+int virtio_net_send(struct virtio_net *n, const void *frame, size_t len)
+{
+	int ret = virtio_net_queue(n, frame, len);
+
+	virtio_net_kick_tx(n);
+	return ret;
 }
 
 void virtio_net_idle(struct virtio_net *n, uint32_t timeout_us)
 {
 	rx_recycle(n);
 	rx_kick(n);
+	virtio_net_kick_tx(n); /* nothing queued may wait through a sleep */
 	if (!vq_has_used(&n->rx))
 		guest_idle(timeout_us);
 	tx_reclaim(n);

@@ -32,6 +32,7 @@ struct virtio_net {
 	int tx_nfree;
 	uint8_t *rx_held;    /* buffer lent to the caller by the last poll */
 	uint16_t rx_unkicked; /* RX buffers posted since the last kick */
+	uint16_t tx_unkicked; /* frames queued since the last TX kick */
 	struct virtio_net_stats stats;
 };
 
@@ -42,6 +43,11 @@ int virtio_net_init(struct virtio_net *n);
 const uint8_t *virtio_net_poll_rx(struct virtio_net *n, size_t *len);
 /* Copies a frame out; 0, or -1 when it is too long or the TX ring is full. */
 int virtio_net_send(struct virtio_net *n, const void *frame, size_t len);
+/* Like virtio_net_send, but the device hears of the frame only at the next
+ * virtio_net_kick_tx (or when the ring fills): each kick is a VM exit, so a
+ * burst of frames should cost one. */
+int virtio_net_queue(struct virtio_net *n, const void *frame, size_t len);
+void virtio_net_kick_tx(struct virtio_net *n);
 /* Sleeps up to timeout_us unless a received frame is already waiting. */
 void virtio_net_idle(struct virtio_net *n, uint32_t timeout_us);
 

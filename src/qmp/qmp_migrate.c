@@ -1,6 +1,7 @@
 /* QMP migration commands, named and shaped like QEMU's where the meaning is the same. */
 #include "qmp/qmp_migrate.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +40,9 @@ static json_t *cmd_migrate_cancel(json_t *args, struct qmp_error *err, void *opa
 
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
-	migration_cancel(m);
+	if (migration_cancel(m) == -EBUSY)
+		qmp_error_set(err, QMP_ERR_GENERIC,
+			      "the migration is committed (the destination may already run the guest)");
 	return NULL;
 }
 

@@ -94,15 +94,19 @@ static int secondary_receive_device_state(struct colo *c, struct vmstate_loader 
 	return ret;
 }
 
+/* What the SVM dirtied since the last checkpoint (it is stopped: the set is final). */
+static int secondary_harvest(struct colo *c)
+{
+	memset(c->bitmap, 0, dirty_bitmap_words(c->vm) * sizeof(uint64_t));
+	return dirty_harvest(c->vm, c->bitmap) < 0 ? -EIO : 0;
+}
+
 /* Pages dirtied by either side since the last checkpoint get the primary's copy. */
-static int secondary_flush_cache(struct colo *c)
+static void secondary_flush_cache(struct colo *c)
 {
 	uint64_t words = dirty_bitmap_words(c->vm);
 	struct gmem *mem = &c->vm->mem;
 
-	memset(c->bitmap, 0, words * sizeof(uint64_t));
-	if (dirty_harvest(c->vm, c->bitmap) < 0)
-		return -EIO;
 	for (uint64_t w = 0; w < words; w++) {
 		uint64_t bits = c->bitmap[w] | c->cache_dirty[w];
 
@@ -118,15 +122,24 @@ static int secondary_flush_cache(struct colo *c)
 			memcpy(gmem_page_hva(mem, p), c->cache + p * GMEM_PAGE_SIZE, run * GMEM_PAGE_SIZE);
 		}
 	}
-	return 0;
 }
 
+/*
+ * Machine state first (all or nothing, with rollback), RAM last (a copy that
+ * cannot fail): a refused record leaves the SVM exactly as it was.
+ */
 static int secondary_apply(struct colo *c, struct vmstate_loader *l)
 {
-	int ret = secondary_flush_cache(c);
+	int ret = secondary_harvest(c);
 
+	if (ret == 0 && (!l->vcpu.len || !l->platform.len)) {
+		colo_fail(c, "checkpoint without vCPU or platform state");
+		ret = -EPROTO;
+	}
 	if (ret == 0 && (ret = vmstate_apply_machine(l)) < 0)
 		colo_fail(c, "checkpoint state refused: %s", l->error);
+	if (ret == 0)
+		secondary_flush_cache(c);
 	if (ret == 0 && l->ram_hash_expected) {
 		uint64_t mine = vmstate_ram_hash(c->vm);
 

@@ -138,8 +138,10 @@ int migration_start(struct migration *m, const char *uri, char *err, size_t errl
 	return 0;
 }
 
-void migration_cancel(struct migration *m)
+int migration_cancel(struct migration *m)
 {
+	int ret = 0;
+
 	pthread_mutex_lock(&m->lock);
 	if (m->incoming) {
 		/* Shutting the sockets down wakes the receiving thread in accept or read. */
@@ -151,13 +153,16 @@ void migration_cancel(struct migration *m)
 	}
 	/* Once END is out the destination may already run the guest: cancelling
 	 * then could leave two copies running, so it is refused. */
-	if (migration_busy(m) && !m->incoming && !m->committing) {
+	if (migration_busy(m) && !m->incoming && m->committing) {
+		ret = -EBUSY;
+	} else if (migration_busy(m) && !m->incoming) {
 		m->cancel = 1;
 		/* Unblocks a send or the wait for the answer. */
 		if (m->fd >= 0)
 			shutdown(m->fd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 int migration_listen(struct migration *m, const char *uri, migrate_incoming_fn done,

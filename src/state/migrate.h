@@ -94,7 +94,8 @@ void migration_destroy(struct migration *m);
 
 /* Source: starts migrating to uri. -EBUSY if a migration is in progress. */
 int migration_start(struct migration *m, const char *uri, char *err, size_t errlen);
-void migration_cancel(struct migration *m);
+/* -EBUSY once the stream is committed (the destination may already run the guest). */
+int migration_cancel(struct migration *m);
 /* Destination: listens on uri now (so errors show at start-up), receives in a thread. */
 int migration_listen(struct migration *m, const char *uri, migrate_incoming_fn done,
 		     void *done_opaque, char *err, size_t errlen);

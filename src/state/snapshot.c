@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "state/stream.h"
@@ -54,16 +55,24 @@ int snapshot_save(struct vm *vm, const char *path, char *err, size_t errlen)
 	return ret;
 }
 
-/* One pass over the file with a loader; returns the loader's verdict. */
-static int snapshot_read(struct vmstate_loader *l, const char *path, char *err, size_t errlen)
+static int snapshot_open(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+	return fd < 0 ? -errno : fd;
+}
+
+/* One pass over the open file, from its start, with a loader; returns the loader's verdict. */
+static int snapshot_read(struct vmstate_loader *l, int fd, const char *path, char *err, size_t errlen)
 {
 	struct stream_in in;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+	int ret;
 
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		return ret;
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		snprintf(err, errlen, "snapshot %s: %s", path, strerror(errno));
+		return -errno;
 	}
 	ret = stream_in_init(&in, fd);
 	if (ret == 0)
@@ -79,20 +88,36 @@ static int snapshot_read(struct vmstate_loader *l, const char *path, char *err, 
 	if (ret < 0)
 		snprintf(err, errlen, "snapshot %s: %s", path, l->error[0] ? l->error : strerror(-ret));
 	stream_in_free(&in);
-	close(fd);
 	return ret;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 int snapshot_load(struct vm *vm, const char *path, char *err, size_t errlen)
 {
 	struct vmstate_loader *l = malloc(sizeof(*l));
-	int ret;
+	struct stat before, after;
+	int fd, ret;
 
 	if (!l)
 		return -ENOMEM;
+	fd = snapshot_open(path, err, errlen);
+	if (fd < 0) {
+		free(l);
+		return fd;
+	}
 	/* Pass 1: check everything and collect the machine records; RAM untouched. */
 	vmstate_loader_init(l, vm, 0);
-	ret = snapshot_read(l, path, err, errlen);
+	ret = fstat(fd, &before) < 0 ? -errno : snapshot_read(l, fd, path, err, errlen);
+	/* The same open file is read again; refuse if it changed in between. */
+	if (ret == 0 && (fstat(fd, &after) < 0 || !same_file(&before, &after))) {
+		snprintf(err, errlen, "snapshot %s changed while being loaded", path);
+		ret = -EAGAIN;
+	}
 	if (ret == 0) {
 		ret = vmstate_apply_machine(l);
 		if (ret < 0)
@@ -102,9 +127,10 @@ int snapshot_load(struct vm *vm, const char *path, char *err, size_t errlen)
 	/* Pass 2: RAM (the file was fully checked, so only I/O can fail now). */
 	if (ret == 0) {
 		vmstate_loader_init(l, vm, 1);
-		ret = snapshot_read(l, path, err, errlen);
+		ret = snapshot_read(l, fd, path, err, errlen);
 		vmstate_loader_free(l);
 	}
+	close(fd);
 	free(l);
 	return ret;
 }
@@ -112,13 +138,16 @@ int snapshot_load(struct vm *vm, const char *path, char *err, size_t errlen)
 int snapshot_restore_fresh(struct vm *vm, const char *path, char *err, size_t errlen)
 {
 	struct vmstate_loader *l = malloc(sizeof(*l));
-	int ret;
+	int fd, ret;
 
 	if (!l)
 		return -ENOMEM;
 	vmstate_loader_init(l, vm, 1);
 	l->ram_is_zero = 1;
-	ret = snapshot_read(l, path, err, errlen);
+	fd = snapshot_open(path, err, errlen);
+	ret = fd < 0 ? fd : snapshot_read(l, fd, path, err, errlen);
+	if (fd >= 0)
+		close(fd);
 	if (ret == 0) {
 		ret = vmstate_apply_machine(l);
 		if (ret < 0)

@@ -71,6 +71,21 @@ static int read_small_payload(struct vmstate_loader *l, struct stream_in *in, ui
 	return 0;
 }
 
+/* Was `name` already listed in the CONFIG payload before byte `end`? */
+static int config_has_name_before(const struct sbuf *b, size_t end, const char *name)
+{
+	size_t pos = 12, n = strlen(name);
+
+	while (pos + 2 <= end) {
+		uint16_t len = (uint16_t)(b->data[pos] | b->data[pos + 1] << 8);
+
+		if (len == n && memcmp(b->data + pos + 2, name, n) == 0)
+			return 1;
+		pos += 2 + len;
+	}
+	return 0;
+}
+
 static int check_config(struct vmstate_loader *l, const struct sbuf *b)
 {
 	struct sbuf_reader r;
@@ -93,11 +108,14 @@ static int check_config(struct vmstate_loader *l, const struct sbuf *b)
 		char name[VMSTATE_NAME_MAX + 1];
 		uint16_t len = sbuf_get_u16(&r);
 
-		if (len > VMSTATE_NAME_MAX || sbuf_get(&r, name, len) < 0)
+		if (len == 0 || len > VMSTATE_NAME_MAX || sbuf_get(&r, name, len) < 0 ||
+		    memchr(name, '\0', len))
 			return load_fail(l, "CONFIG section: bad device name");
 		name[len] = '\0';
 		if (!vm_find_device(vm, name))
 			return load_fail(l, "state has device %s, this VM does not", name);
+		if (config_has_name_before(b, r.pos - len - 2, name))
+			return load_fail(l, "CONFIG section names device %s twice", name);
 	}
 	if (sbuf_remaining(&r))
 		return load_fail(l, "CONFIG section has trailing bytes");
@@ -113,7 +131,8 @@ static int take_device_record(struct vmstate_loader *l, struct sbuf *b)
 
 	sbuf_reader_init(&r, b->data, b->len);
 	len = sbuf_get_u16(&r);
-	if (sbuf_reader_error(&r) || len == 0 || len > VMSTATE_NAME_MAX || len > sbuf_remaining(&r))
+	if (sbuf_reader_error(&r) || len == 0 || len > VMSTATE_NAME_MAX || len > sbuf_remaining(&r) ||
+	    memchr(b->data + 2, '\0', len))
 		return load_fail(l, "DEVICE section: bad name");
 	if (l->ndevices == VM_MAX_DEVICES)
 		return load_fail(l, "too many DEVICE sections");
@@ -155,8 +174,9 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 		XXH3_64bits_update(&h, &desc, 8);
 		left -= 8;
 		run = vmstate_ram_run_from(desc);
-		if ((desc & VMSTATE_RAM_RESERVED_MASK) || run.first >= pages ||
-		    run.count > pages - run.first)
+		if (desc & VMSTATE_RAM_RESERVED_MASK)
+			return load_fail(l, "RAM section: run descriptor has reserved bits set");
+		if (run.first >= pages || run.count > pages - run.first)
 			return load_fail(l, "RAM section: page run %llu+%llu outside %llu pages of RAM",
 					 (unsigned long long)run.first, (unsigned long long)run.count,
 					 (unsigned long long)pages);

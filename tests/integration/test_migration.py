@@ -16,7 +16,7 @@ def free_port():
 
 
 def counters(vm):
-    return [int(x) for x in re.findall(r"dirty: counter=(\d+)", vm.console())]
+    return [int(x) for x in re.findall(r"dirty: counter=(\d+) pages=\d+\r?\n", vm.console())]
 
 
 def wait_migration(q, timeout=60.0):
@@ -60,7 +60,9 @@ def test_migrate_dirty_guest_with_ram_check(pair):
     assert r["downtime"] >= 0 and r["total-time"] >= r["downtime"]
     last_src = counters(src)[-1]
     dst.wait_console(rf"counter={last_src + 5}\b")
-    assert counters(dst)[0] == last_src + 1  # the guest went on where the source stopped
+    # The guest went on where the source stopped (a line cut by the switch-over
+    # completes on the destination, so the first whole line there may be one later).
+    assert counters(dst)[0] in (last_src + 1, last_src + 2)
     assert qd.execute("query-status")["return"]["status"] == "running"
     # The source must never run the guest again.
     assert qs.execute("query-status")["return"]["status"] == "postmigrate"

@@ -16,7 +16,7 @@ def running(start_vm, tmp_path):
 
 
 def last_counter(vm):
-    found = re.findall(r"dirty: counter=(\d+)", vm.console())
+    found = re.findall(r"dirty: counter=(\d+) pages=\d+\r?\n", vm.console())
     return int(found[-1]) if found else -1
 
 

@@ -10,7 +10,7 @@ DIRTY = "app=dirty,pages=32,period=20"
 
 
 def counters(vm):
-    return [int(x) for x in re.findall(r"dirty: counter=(\d+)", vm.console())]
+    return [int(x) for x in re.findall(r"dirty: counter=(\d+) pages=\d+\r?\n", vm.console())]
 
 
 def wait_new_counters(vm, skip, n, timeout=10.0):
@@ -52,8 +52,9 @@ def test_restore_in_new_process_continues_counter(dirty_vm, start_vm, tmp_path):
     restored = start_vm(["--restore", str(snap)] + devices, name="restored")
     restored.wait_console(r"dirty: counter=\d+")
     first = counters(restored)[0]
-    # The guest resumes where it was saved: the next period prints the next value.
-    assert first == at_save + 1, restored.console()
+    # The guest resumes where it was saved: the next period prints the next value
+    # (or the one after, when the save cut a line the restored guest then completes).
+    assert first in (at_save + 1, at_save + 2), restored.console()
     restored.wait_console(rf"counter={first + 5}\b")
     assert "lockstep test guest" not in restored.console()  # no reboot: no banner
 
@@ -69,7 +70,8 @@ def test_snapshot_load_rewinds_running_vm(dirty_vm, tmp_path):
     assert r == {"return": {}}, r
     later = wait_new_counters(vm, before, 3)
     # Back to the saved state: the guest prints at_save + 1 again, then goes on.
-    assert later[:3] == [at_save + 1, at_save + 2, at_save + 3], (at_save, later)
+    assert later[0] in (at_save + 1, at_save + 2), (at_save, later)
+    assert later[1:3] == [later[0] + 1, later[0] + 2], (at_save, later)
     assert q.execute("query-status")["return"]["status"] == "running"
 
 
