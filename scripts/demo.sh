@@ -11,7 +11,7 @@ bash scripts/setup.sh
 
 NS="lockstep-demo-$$"
 WORK="$(mktemp -d)"
-PIDS=()
+PIDS=() # lockstep processes (ip netns exec execs them: $! is theirs)
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -31,10 +31,10 @@ in_ns sh -c "ip link set lo up && ip link add br0 type bridge && ip link set br0
 	for t in tap-pri tap-sec; do ip tuntap add dev \$t mode tap && ip link set \$t master br0 && ip link set \$t up; done"
 
 echo "== starting the secondary, then the primary (guest console: $WORK/*-console.log)"
-in_ns build/lockstep secondary --listen 127.0.0.1:$PORT --mem 64M --tap tap-sec \
+ip netns exec "$NS" build/lockstep secondary --listen 127.0.0.1:$PORT --mem 64M --tap tap-sec \
 	--qmp "$WORK/sec.sock" --console "file:$WORK/sec-console.log" &
 PIDS+=($!)
-in_ns build/lockstep primary --kernel build/guest/testguest.elf --mem 64M --tap tap-pri \
+ip netns exec "$NS" build/lockstep primary --kernel build/guest/testguest.elf --mem 64M --tap tap-pri \
 	--peer 127.0.0.1:$PORT --checkpoint-delay 500 --qmp "$WORK/pri.sock" \
 	--console "file:$WORK/pri-console.log" --cmdline "app=net,ip=$GUEST_IP/24" &
 PRI=$!

@@ -21,6 +21,7 @@
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "net/colo_net.h"
 #include "state/colo.h"
 #include "state/migrate.h"
 #include "state/snapshot.h"
@@ -37,6 +38,8 @@ struct run_ctx {
 	struct qmp_server *qmp;
 	struct migration migration;
 	struct colo colo;
+	struct virtio_net *nic;
+	struct colo_net *colo_net;
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -80,9 +83,30 @@ static int run_add_devices(struct run_ctx *c)
 		return 0;
 	ret = virtio_net_create(&c->vm, a->net == RUN_NET_TAP ? a->tap : NULL,
 				a->mac_set ? a->mac : default_mac, &dev);
+	if (ret == 0)
+		c->nic = (struct virtio_net *)dev; /* struct device is its first member */
 	if (ret < 0)
 		log_error("tap %s: %s", a->net == RUN_NET_TAP ? a->tap : "none", strerror(-ret));
 	return ret;
+}
+
+/* The NIC's COLO network path: dormant until this VM becomes half of a pair. */
+static int run_setup_colo_net(struct run_ctx *c)
+{
+	struct colo_net_config cfg;
+
+	if (!c->nic)
+		return 0;
+	colo_net_default_config(&cfg);
+	if (c->args.compare_timeout_ms)
+		cfg.compare.compare_timeout_ms = c->args.compare_timeout_ms;
+	cfg.pcap_path = c->args.mismatch_pcap;
+	c->colo_net = colo_net_create(&c->vm, c->nic, &c->colo, &cfg);
+	if (!c->colo_net) {
+		log_error("setting up the COLO network path: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* COLO thread: COLO is over, so is the migration that started it. */
@@ -215,7 +239,8 @@ static int run_setup(struct run_ctx *c)
 		c->vm.defer_backends = 1;
 		vm_set_state(&c->vm, VM_STATE_CREATED, VM_STATE_INMIGRATE);
 	}
-	if (ret || (ret = run_add_devices(c)) || (ret = run_load_guest(c)))
+	if (ret || (ret = run_add_devices(c)) || (ret = run_setup_colo_net(c)) ||
+	    (ret = run_load_guest(c)))
 		return ret;
 	if (c->args.qmp_path) {
 		c->qmp = qmp_server_create(c->loop, c->args.qmp_path, &ret);
@@ -225,7 +250,8 @@ static int run_setup(struct run_ctx *c)
 		}
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
 		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
-		    (ret = qmp_colo_bind(c->qmp, &c->migration)))
+		    (ret = qmp_colo_bind(c->qmp, &c->migration)) ||
+		    (c->colo_net && (ret = qmp_colo_net_bind(c->qmp, c->colo_net))))
 			return ret;
 	}
 	if (c->args.role == RUN_ROLE_SECONDARY)
@@ -244,6 +270,7 @@ static void run_teardown(struct run_ctx *c)
 		colo_destroy(&c->colo);
 		migration_destroy(&c->migration);
 	}
+	colo_net_destroy(c->colo_net);
 	if (c->qmp) {
 		qmp_vm_unbind(&c->vm);
 		qmp_server_destroy(c->qmp);

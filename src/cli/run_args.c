@@ -14,6 +14,7 @@ const char run_usage[] =
 	"                    [--tap IFNAME] [--qmp SOCKETPATH] [--console stdio|file:PATH]\n"
 	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT] [--verbose]\n"
 	"       lockstep primary --kernel ELF --peer HOST:PORT [--checkpoint-delay MS]\n"
+	"                    [--compare-timeout MS] [--mismatch-pcap FILE]\n"
 	"                    [the VM options of run]\n"
 	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n";
 
@@ -141,15 +142,21 @@ static int run_parse_endpoint(char *dst, size_t size, const char *opt, const cha
 	return 0;
 }
 
-static int run_parse_delay(struct run_args *a, const char *arg, char *err, int errlen)
+static int run_parse_ms(uint32_t *out, const char *opt, const char *arg, unsigned long min,
+			unsigned long max, char *err, int errlen)
 {
 	char *end;
 	unsigned long v = strtoul(arg, &end, 10);
 
-	if (!*arg || *end || v < 10 || v > 3600000)
-		return ARG_ERR("--checkpoint-delay %s: expected milliseconds between 10 and 3600000", arg);
-	a->checkpoint_delay_ms = (uint32_t)v;
+	if (!isdigit((unsigned char)*arg) || *end || v < min || v > max)
+		return ARG_ERR("%s %s: expected milliseconds between %lu and %lu", opt, arg, min, max);
+	*out = (uint32_t)v;
 	return 0;
+}
+
+static int run_parse_delay(struct run_args *a, const char *arg, char *err, int errlen)
+{
+	return run_parse_ms(&a->checkpoint_delay_ms, "--checkpoint-delay", arg, 10, 3600000, err, errlen);
 }
 
 /* --tap IFNAME is --net tap=IFNAME. */
@@ -173,6 +180,7 @@ static const struct option run_options[] = {
 	{ "restore", required_argument, NULL, 'r' }, { "incoming", required_argument, NULL, 'I' },
 	{ "peer", required_argument, NULL, 'P' },    { "listen", required_argument, NULL, 'L' },
 	{ "checkpoint-delay", required_argument, NULL, 'D' }, { "tap", required_argument, NULL, 'T' },
+	{ "compare-timeout", required_argument, NULL, 'O' }, { "mismatch-pcap", required_argument, NULL, 'A' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -195,6 +203,8 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 					    errlen);
 	case 'D': return run_parse_delay(a, optarg, err, errlen);
 	case 'T': return run_parse_tap(a, optarg, err, errlen);
+	case 'O': return run_parse_ms(&a->compare_timeout_ms, "--compare-timeout", optarg, 1, 600000, err, errlen);
+	case 'A': a->mismatch_pcap = optarg; return 0;
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}

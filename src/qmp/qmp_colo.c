@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/colo_net.h"
 #include "qmp/qmp.h"
 #include "state/colo.h"
 #include "state/migrate.h"
@@ -203,6 +204,75 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 	if (json_is_true(json_object_get(args, "corrupt-next-checkpoint")))
 		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+static json_t *class_stats_json(const struct colo_compare_class_stats *c)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "primary-frames",
+			 (json_int_t)c->primary_frames, "secondary-frames", (json_int_t)c->secondary_frames,
+			 "matched", (json_int_t)c->matched, "mismatched", (json_int_t)c->mismatched,
+			 "stale", (json_int_t)c->stale, "released-uncompared",
+			 (json_int_t)c->released_uncompared, "secondary-dropped",
+			 (json_int_t)c->secondary_dropped);
+}
+
+static json_t *compare_json(const struct colo_compare_stats *s)
+{
+	json_t *classes = json_object(), *reasons = json_object();
+
+	for (int i = 0; i < COLO_CLASS_COUNT; i++)
+		json_object_set_new(classes, colo_class_name(i), class_stats_json(&s->cls[i]));
+	for (int i = 0; i < COLO_CKPT_REASON_COUNT; i++)
+		json_object_set_new(reasons, colo_checkpoint_reason_name(i),
+				    json_integer((json_int_t)s->checkpoints_requested[i]));
+	return json_pack("{s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}}",
+			 "protocols", classes, "checkpoints-requested", reasons, "checkpoints-done",
+			 (json_int_t)s->checkpoints_done, "held",
+			 "primary-frames", (json_int_t)s->primary_held_frames, "primary-bytes",
+			 (json_int_t)s->primary_held_bytes, "secondary-frames",
+			 (json_int_t)s->secondary_held_frames, "secondary-bytes",
+			 (json_int_t)s->secondary_held_bytes, "held-max", "primary-frames",
+			 (json_int_t)s->primary_held_frames_max, "secondary-frames",
+			 (json_int_t)s->secondary_held_frames_max, "connections", "now",
+			 (json_int_t)s->connections, "max", (json_int_t)s->connections_max);
+}
+
+static json_t *rewriter_json(const struct colo_rewriter_stats *r)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "inbound-rewritten",
+			 (json_int_t)r->inbound_rewritten, "outbound-rewritten",
+			 (json_int_t)r->outbound_rewritten, "sack-blocks-rewritten",
+			 (json_int_t)r->sack_blocks_rewritten, "offsets-learned-passive",
+			 (json_int_t)r->offsets_learned_passive, "offsets-learned-active",
+			 (json_int_t)r->offsets_learned_active, "closed",
+			 (json_int_t)(r->closed_fin + r->closed_rst), "evicted", (json_int_t)r->evicted,
+			 "connections", (json_int_t)r->connections, "failover", r->failover);
+}
+
+static json_t *cmd_query_colo_compare(json_t *args, struct qmp_error *err, void *opaque)
+{
+	struct colo_compare_stats *cmp = malloc(sizeof(*cmp));
+	struct colo_rewriter_stats rw;
+	int has_cmp, has_rw;
+	json_t *r;
+
+	if (!cmp || qmp_args_check(args, err, NULL) < 0) {
+		free(cmp);
+		return NULL;
+	}
+	colo_net_get_stats(opaque, cmp, &has_cmp, &rw, &has_rw);
+	r = json_object();
+	if (has_cmp)
+		json_object_set_new(r, "compare", compare_json(cmp));
+	if (has_rw)
+		json_object_set_new(r, "rewriter", rewriter_json(&rw));
+	free(cmp);
+	return r;
+}
+
+int qmp_colo_net_bind(struct qmp_server *s, struct colo_net *n)
+{
+	return qmp_register(s, "query-colo-compare", cmd_query_colo_compare, n);
 }
 
 int qmp_colo_bind(struct qmp_server *s, struct migration *m)

@@ -5,7 +5,11 @@
 struct migration;
 struct qmp_server;
 
+struct colo_net;
+
 /* m->colo must be set. */
 int qmp_colo_bind(struct qmp_server *s, struct migration *m);
+/* query-colo-compare: the network comparator's and rewriter's statistics. */
+int qmp_colo_net_bind(struct qmp_server *s, struct colo_net *n);
 
 #endif

@@ -1,0 +1,255 @@
+/* The COLO network proxy: wiring, link, and the checkpoint and failover hooks (colo_net.h). */
+#include "net/colo_net.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "net/colo_net_internal.h"
+#include "state/colo.h"
+#include "util/evloop.h"
+#include "util/log.h"
+#include "util/netaddr.h"
+#include "vm/vm.h"
+
+void colo_net_default_config(struct colo_net_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->compare.compare_timeout_ms = COLO_NET_DEFAULT_COMPARE_TIMEOUT_MS;
+	cfg->compare.max_queue_size = COLO_NET_DEFAULT_MAX_QUEUE;
+	cfg->compare.max_connections = COLO_NET_DEFAULT_MAX_CONNECTIONS;
+	cfg->compare.idle_timeout_ms = COLO_COMPARE_DEFAULT_IDLE_MS;
+	cfg->scan_period_ms = COLO_NET_DEFAULT_SCAN_MS;
+}
+
+uint64_t colo_net_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void colo_net_set_timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = COLO_PEER_TIMEOUT_MS / 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Primary: connect to where the secondary listens, and say what this connection is. */
+static int colo_net_connect(struct colo *c)
+{
+	struct netaddr addr;
+	char err[256];
+	int fd, ret = netaddr_parse_tcp(c->peer_uri, &addr, err, sizeof(err));
+
+	if (ret < 0)
+		return ret;
+	fd = netaddr_connect(&addr);
+	if (fd < 0)
+		return fd;
+	colo_net_set_timeouts(fd);
+	if ((ret = colo_link_send_magic(fd)) < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Secondary: the next connection on the migration listener is the link. */
+static int colo_net_accept(struct colo *c)
+{
+	struct pollfd p = { .fd = c->listen_fd, .events = POLLIN };
+	int fd, ret;
+
+	if (c->listen_fd < 0)
+		return -ENOTCONN;
+	if (poll(&p, 1, COLO_PEER_TIMEOUT_MS) <= 0)
+		return -ETIMEDOUT;
+	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	colo_net_set_timeouts(fd);
+	if ((ret = colo_link_expect_magic(fd)) < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+static void colo_net_on_link(void *opaque, uint32_t events);
+
+/* COLO is starting: bring the link up and put the proxy between guest and TAP. */
+static int colo_net_start(void *opaque, struct colo *c)
+{
+	struct colo_net *n = opaque;
+	int fd = c->mode == COLO_MODE_PRIMARY ? colo_net_connect(c) : colo_net_accept(c);
+	int ret;
+
+	if (fd < 0)
+		return fd;
+	vm_io_lock(n->vm); /* the proxy goes between guest and TAP: lock order io, then ours */
+	pthread_mutex_lock(&n->lock);
+	n->link_fd = fd;
+	n->epoch = 0;
+	n->mirror_seq = 0;
+	n->barrier = 0;
+	n->role = c->mode;
+	colo_link_writer_init(&n->writer, fd);
+	ret = n->role == COLO_MODE_PRIMARY ? colo_net_primary_start(n) : colo_net_secondary_start(n);
+	pthread_mutex_unlock(&n->lock);
+	vm_io_unlock(n->vm);
+	if (ret == 0)
+		ret = evloop_add(n->vm->loop, fd, EPOLLIN, colo_net_on_link, n);
+	return ret;
+}
+
+/* Frames from the peer; the link dies with the first impossible header or a closed socket. */
+static void colo_net_on_link(void *opaque, uint32_t events)
+{
+	struct colo_net *n = opaque;
+	uint8_t buf[65536];
+	ssize_t r = recv(n->link_fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+	(void)events;
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0 || colo_link_feed(&n->reader, buf, (size_t)r,
+				     n->role == COLO_MODE_PRIMARY ? colo_net_primary_from_link
+								  : colo_net_secondary_from_link,
+				     n) < 0) {
+		if (r > 0)
+			log_warn("COLO network link: malformed frame header from the peer");
+		evloop_del(n->vm->loop, n->link_fd);
+		shutdown(n->link_fd, SHUT_RDWR); /* the checkpoint stream notices the peer too */
+	}
+}
+
+static void colo_net_on_timer(void *opaque, uint32_t events)
+{
+	struct colo_net *n = opaque;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(n->timer_fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->cmp)
+		colo_compare_tick(n->cmp, colo_net_now_ms());
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* The role is fixed while COLO runs; hooks only fire while it does. */
+static void colo_net_hook_committed(void *opaque)
+{
+	struct colo_net *n = opaque;
+
+	if (n->role == COLO_MODE_PRIMARY)
+		colo_net_primary_committed(n);
+}
+
+static void colo_net_hook_applied(void *opaque)
+{
+	struct colo_net *n = opaque;
+
+	if (n->role == COLO_MODE_SECONDARY)
+		colo_net_secondary_applied(n, n->colo->checkpoint_net_position);
+}
+
+static void colo_net_hook_failover(void *opaque)
+{
+	struct colo_net *n = opaque;
+
+	if (n->link_fd >= 0)
+		evloop_del(n->vm->loop, n->link_fd);
+	if (n->role == COLO_MODE_PRIMARY)
+		colo_net_primary_failover(n);
+	else if (n->role == COLO_MODE_SECONDARY)
+		colo_net_secondary_failover(n);
+	pthread_mutex_lock(&n->lock);
+	if (n->link_fd >= 0) {
+		close(n->link_fd);
+		n->link_fd = -1;
+		colo_link_writer_destroy(&n->writer);
+	}
+	n->role = COLO_MODE_NONE;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static uint64_t colo_net_position(void *opaque)
+{
+	struct colo_net *n = opaque;
+
+	return __atomic_load_n(&n->mirror_seq, __ATOMIC_ACQUIRE);
+}
+
+struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct colo *c,
+				 const struct colo_net_config *cfg)
+{
+	struct colo_net *n = calloc(1, sizeof(*n));
+	struct itimerspec every = { .it_interval = { 0, (long)cfg->scan_period_ms * 1000000 },
+				    .it_value = { 0, (long)cfg->scan_period_ms * 1000000 } };
+
+	if (!n || colo_link_reader_init(&n->reader) < 0) {
+		free(n);
+		return NULL;
+	}
+	n->vm = vm;
+	n->nic = nic;
+	n->colo = c;
+	n->cfg = *cfg;
+	n->link_fd = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (n->timer_fd >= 0 && vm->loop) {
+		timerfd_settime(n->timer_fd, 0, &every, NULL);
+		evloop_add(vm->loop, n->timer_fd, EPOLLIN, colo_net_on_timer, n);
+	}
+	c->start_net = colo_net_start;
+	c->net_position = colo_net_position;
+	c->net_opaque = n;
+	colo_add_hook(c, COLO_HOOK_COMMITTED, colo_net_hook_committed, n);
+	colo_add_hook(c, COLO_HOOK_APPLIED, colo_net_hook_applied, n);
+	colo_add_hook(c, COLO_HOOK_FAILOVER, colo_net_hook_failover, n);
+	return n;
+}
+
+void colo_net_destroy(struct colo_net *n)
+{
+	if (!n)
+		return;
+	if (n->timer_fd >= 0) {
+		evloop_del(n->vm->loop, n->timer_fd);
+		close(n->timer_fd);
+	}
+	if (n->link_fd >= 0) {
+		evloop_del(n->vm->loop, n->link_fd);
+		close(n->link_fd);
+	}
+	colo_net_primary_free(n);
+	colo_net_secondary_free(n);
+	colo_link_reader_free(&n->reader);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+void colo_net_get_stats(struct colo_net *n, struct colo_compare_stats *cmp, int *has_cmp,
+			struct colo_rewriter_stats *rw, int *has_rw)
+{
+	pthread_mutex_lock(&n->lock);
+	*has_cmp = n->cmp != NULL;
+	if (n->cmp)
+		colo_compare_get_stats(n->cmp, cmp);
+	*has_rw = n->rw != NULL;
+	if (n->rw)
+		colo_rewriter_get_stats(n->rw, rw);
+	pthread_mutex_unlock(&n->lock);
+}

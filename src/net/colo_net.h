@@ -1,0 +1,45 @@
+/*
+ * The COLO network path inside the VMM (DESIGN.md §6), set up from --tap alone.
+ *
+ * Primary: frames from the TAP reach the guest and are mirrored to the
+ * secondary over the link; frames the guest sends go to the comparator, never
+ * straight to the TAP; the secondary's frames (after its rewriter) come back
+ * over the link to the comparator; released frames go to the TAP. Held frames
+ * are released when the secondary has received a checkpoint (COLO_HOOK_COMMITTED).
+ *
+ * Secondary: its guest's input is the mirror (TCP ACK numbers shifted by the
+ * rewriter); its output goes through the rewriter to the primary. It owns no
+ * TAP until failover, when it attaches its own and announces the guest's MAC
+ * (gratuitous ARP, unsolicited neighbour advertisement).
+ */
+#ifndef LOCKSTEP_NET_COLO_NET_H
+#define LOCKSTEP_NET_COLO_NET_H
+
+#include <stdint.h>
+
+#include "net/colo_compare.h"
+#include "net/colo_rewriter.h"
+
+struct colo;
+struct evloop;
+struct virtio_net;
+struct vm;
+
+struct colo_net_config {
+	struct colo_compare_config compare;
+	uint32_t scan_period_ms; /* how often held frames are checked for staleness */
+	const char *pcap_path;   /* mismatching frame pairs, or NULL */
+};
+
+struct colo_net;
+
+/* Registers with c: the proxy starts and stops with COLO. nic is the VM's virtio-net. */
+struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct colo *c,
+				 const struct colo_net_config *cfg);
+void colo_net_destroy(struct colo_net *n);
+/* Comparator and rewriter statistics, for QMP (NULL parts when not running in that role). */
+void colo_net_get_stats(struct colo_net *n, struct colo_compare_stats *cmp, int *has_cmp,
+			struct colo_rewriter_stats *rw, int *has_rw);
+void colo_net_default_config(struct colo_net_config *cfg);
+
+#endif

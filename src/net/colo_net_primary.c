@@ -1,0 +1,140 @@
+/* The primary's half of the COLO network path: mirror, comparator, release (colo_net.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/colo_net_internal.h"
+#include "util/log.h"
+#include "vm/vm.h"
+
+/* Comparator output: a released frame goes to the TAP (with an empty vnet header). */
+static void primary_release(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct colo_net *n = opaque;
+	uint8_t pkt[VNET_HDR_LEN + 65550];
+
+	if (len > sizeof(pkt) - VNET_HDR_LEN)
+		return;
+	memset(pkt, 0, VNET_HDR_LEN);
+	memcpy(pkt + VNET_HDR_LEN, frame, len);
+	virtio_net_backend_send(n->nic, pkt, VNET_HDR_LEN + len);
+}
+
+static void primary_request_checkpoint(void *opaque, enum colo_checkpoint_reason reason)
+{
+	(void)reason; /* counted by the comparator's statistics */
+	struct colo_net *n = opaque;
+
+	colo_request_checkpoint(n->colo, COLO_REASON_COMPARATOR);
+}
+
+static void primary_mismatch(void *opaque, const uint8_t *pframe, size_t plen, const uint8_t *sframe,
+			     size_t slen)
+{
+	struct colo_net *n = opaque;
+	uint64_t us = colo_net_now_ms() * 1000;
+
+	if (!n->pcap)
+		return;
+	if ((pframe && pcap_write(n->pcap, pframe, plen, us) < 0) ||
+	    (sframe && pcap_write(n->pcap, sframe, slen, us) < 0)) {
+		log_warn("COLO mismatch capture %s: write failed; capture stopped", n->cfg.pcap_path);
+		pcap_close(n->pcap);
+		n->pcap = NULL;
+	}
+}
+
+static const struct colo_compare_ops primary_compare_ops = {
+	.output = primary_release,
+	.checkpoint = primary_request_checkpoint,
+	.mismatch = primary_mismatch,
+};
+
+/* The guest sent a frame: it waits in the comparator for the secondary's twin. */
+static bool primary_guest_tx(void *opaque, uint8_t *pkt, size_t len)
+{
+	struct colo_net *n = opaque;
+
+	if (len <= VNET_HDR_LEN)
+		return true;
+	pthread_mutex_lock(&n->lock);
+	guest_addrs_learn(&n->addrs, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
+	if (n->cmp)
+		colo_compare_primary(n->cmp, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN, colo_net_now_ms());
+	pthread_mutex_unlock(&n->lock);
+	return true;
+}
+
+/* The TAP delivered a frame to our guest: the secondary's guest gets the same. */
+static void primary_backend_rx(void *opaque, uint8_t *pkt, size_t len)
+{
+	struct colo_net *n = opaque;
+	uint64_t seq = __atomic_add_fetch(&n->mirror_seq, 1, __ATOMIC_ACQ_REL);
+
+	if (colo_link_send(&n->writer, n->epoch, seq, pkt, len) < 0) {
+		/* The link is gone: the checkpoint stream finds out and ends COLO. */
+	}
+}
+
+int colo_net_primary_start(struct colo_net *n)
+{
+	int err = 0;
+
+	n->cmp = colo_compare_create(&n->cfg.compare, &primary_compare_ops, n);
+	if (!n->cmp)
+		return -ENOMEM;
+	if (n->cfg.pcap_path) {
+		n->pcap = pcap_open(n->cfg.pcap_path, &err);
+		if (!n->pcap)
+			log_warn("COLO mismatch capture %s: %s", n->cfg.pcap_path, strerror(-err));
+	}
+	n->filter = (struct virtio_net_filter){ .guest_tx = primary_guest_tx,
+						.backend_rx = primary_backend_rx,
+						.opaque = n };
+	virtio_net_set_filter(n->nic, &n->filter);
+	return 0;
+}
+
+/* The secondary's guest output, rewritten into our sequence space; stale epochs dropped. */
+void colo_net_primary_from_link(void *opaque, const struct colo_link_hdr *h, uint8_t *frame)
+{
+	struct colo_net *n = opaque;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->cmp && h->epoch == n->epoch && h->len > VNET_HDR_LEN)
+		colo_compare_secondary(n->cmp, frame + VNET_HDR_LEN, h->len - VNET_HDR_LEN,
+				       colo_net_now_ms());
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* vmstate-received: the secondary holds the state behind every held frame. */
+void colo_net_primary_committed(struct colo_net *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->epoch++;
+	if (n->cmp)
+		colo_compare_checkpoint(n->cmp);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Alone again: release what is held, and the guest talks to the TAP directly. */
+void colo_net_primary_failover(struct colo_net *n)
+{
+	vm_io_lock(n->vm);
+	virtio_net_set_filter(n->nic, NULL);
+	pthread_mutex_lock(&n->lock);
+	if (n->cmp)
+		colo_compare_flush(n->cmp);
+	pthread_mutex_unlock(&n->lock);
+	vm_io_unlock(n->vm);
+}
+
+void colo_net_primary_free(struct colo_net *n)
+{
+	if (n->cmp)
+		colo_compare_destroy(n->cmp);
+	n->cmp = NULL;
+	if (n->pcap)
+		pcap_close(n->pcap);
+	n->pcap = NULL;
+}
