@@ -226,7 +226,12 @@ static void send_recover(struct send_ctx *c)
 /* Success with x-colo: the socket and the stopped VM go to the COLO primary. */
 static int send_enter_colo(struct send_ctx *c, int fd)
 {
-	int ret = colo_start_primary(c->m->colo, fd, c->paused_by_us, c->params.check_ram);
+	struct migrate_params now;
+	int ret;
+
+	/* The parameters as they are now: x-check-ram may have changed since the start. */
+	migration_get_params(c->m, &now);
+	ret = colo_start_primary(c->m->colo, fd, c->paused_by_us, now.check_ram);
 
 	if (ret < 0) {
 		close(fd);

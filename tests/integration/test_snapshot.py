@@ -50,7 +50,7 @@ def test_restore_in_new_process_continues_counter(dirty_vm, start_vm, tmp_path):
     vm.wait_console(rf"counter={at_save + 3}\b")  # the original runs on after saving
     vm.kill()
     restored = start_vm(["--restore", str(snap)] + devices, name="restored")
-    restored.wait_console(r"dirty: counter=\d+")
+    restored.wait_console(r"dirty: counter=\d+ pages=\d+\r?\n")
     first = counters(restored)[0]
     # The guest resumes where it was saved: the next period prints the next value
     # (or the one after, when the save cut a line the restored guest then completes).
