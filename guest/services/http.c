@@ -1,6 +1,8 @@
 /*
  * An HTTP/1.1 server on port 80, enough for curl, wrk and ab:
  *   GET|HEAD /            a short text body
+ *   GET|HEAD /tsc         "tsc=N": the time-stamp counter, different on every copy of
+ *                         the guest (a COLO pair's two guests answer differently)
  *   GET|HEAD /bytes/N     N bytes (up to 256 MiB) of the pattern stream (pattern.h), with
  *                         "X-Checksum: crc32=XXXXXXXX", the CRC-32 (crc32.h,
  *                         as zlib.crc32) of the body in 8 lower-case hex digits
@@ -189,6 +191,12 @@ static int respond(struct conn *c, const struct request *r)
 		return put_text(c, "405 Method Not Allowed", "method not allowed\n", false);
 	if (r->target_len == 1)
 		return put_text(c, "200 OK", "lockstep test guest\n", head);
+	if (r->target_len == 4 && memcmp(r->target, "/tsc", 4) == 0) {
+		char body[32];
+
+		snprintf(body, sizeof(body), "tsc=%lu\n", (unsigned long)__builtin_ia32_rdtsc());
+		return put_text(c, "200 OK", body, head);
+	}
 	n = bytes_target(r->target, r->target_len);
 	if (n < 0)
 		return put_text(c, "404 Not Found", "not found\n", head);

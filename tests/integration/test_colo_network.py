@@ -1,0 +1,281 @@
+"""COLO with real clients: the pair's network path (mirror, comparator, rewriter) and failover.
+
+Two "hosts" on one LAN: a bridge in a private namespace with the primary's and
+the secondary's TAP devices on it, and the clients on the bridge's address.
+"""
+import re
+import signal
+import subprocess
+import time
+import zlib
+
+import pytest
+
+from guest_net import GUEST_MAC, pattern
+from harness import GUEST, QMP, NetNS
+
+_port = [47800]
+
+ECHO_SESSION = r"""
+import os, socket, sys, time
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect((sys.argv[1], 7))
+data = os.urandom(1 << 20)
+deadline = time.monotonic() + float(sys.argv[2])
+n = got = 0
+while time.monotonic() < deadline:
+    part = data[(n * 4096) % len(data):][:4096]
+    s.sendall(part)
+    back = b""
+    while len(back) < len(part):
+        b = s.recv(len(part) - len(back))
+        if not b:
+            sys.exit("echo session closed by the guest")
+        back += b
+    if back != part:
+        sys.exit("echo differs")
+    got += len(back)
+    n += 1
+    time.sleep(0.005)
+print(f"echo ok {got} bytes {n} round trips")
+"""
+
+KV_WRITER = r"""
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 6379), timeout=20)
+f = s.makefile("rb")
+deadline = time.monotonic() + float(sys.argv[2])
+acked = 0
+while time.monotonic() < deadline:
+    key, val = f"k{acked}", f"v{acked}"
+    s.sendall(f"*3\r\n$3\r\nSET\r\n${len(key)}\r\n{key}\r\n${len(val)}\r\n{val}\r\n".encode())
+    line = f.readline()
+    if line != b"+OK\r\n":
+        sys.exit(f"SET {key} answered {line!r}")
+    acked += 1
+    time.sleep(0.002)
+print(f"acked {acked}")
+"""
+
+SLOW_LISTENER = r"""
+import socket, sys, time
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+srv = socket.socket(fam, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+srv.settimeout(30)
+c, _ = srv.accept()
+c.settimeout(30)
+got = bytearray()
+while True:
+    b = c.recv(16384)
+    if not b:
+        break
+    got += b
+    time.sleep(0.004)  # a slow reader keeps the guest's stream going for seconds
+open(sys.argv[3], "wb").write(got)
+"""
+
+
+class PairNet(NetNS):
+    """A bridge with two TAP devices (primary, secondary) and the clients' addresses."""
+
+    HOST_IP6 = "fd00::1"
+    GUEST_IP6 = "fd00::15"
+
+    def __init__(self, cleanup):
+        super().__init__(cleanup, tap="tap-pri")
+        self.sh("ip addr flush dev tap-pri && ip link add br0 type bridge && ip link set br0 up && "
+                f"ip link set tap-pri master br0 && ip addr add {self.HOST_IP}/24 dev br0 && "
+                f"ip -6 addr add {self.HOST_IP6}/64 dev br0 nodad && "
+                "ip tuntap add dev tap-sec mode tap && ip link set tap-sec master br0 && "
+                "ip link set tap-sec up")
+
+
+def counters(q):
+    return q.execute("query-colo-stats")["return"]
+
+
+def wait_for(fn, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timeout waiting for {what}")
+
+
+@pytest.fixture
+def pair(start_vm, cleanup, tmp_path):
+    def make(extra="", services="echo+kv+http"):
+        net = PairNet(cleanup)
+        _port[0] += 1
+        addr = f"127.0.0.1:{_port[0]}"
+        cmdline = (f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services={services}"
+                   + (f",{extra}" if extra else ""))
+        sec = start_vm(["secondary", "--listen", addr, "--mem", "256M", "--net",
+                        f"tap=tap-sec,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s.sock")],
+                       netns=net.name, name="sec", command=None)
+        qs = QMP(str(tmp_path / "s.sock"))
+        pri = start_vm(["primary", "--kernel", GUEST, "--mem", "256M", "--net",
+                        f"tap=tap-pri,mac={GUEST_MAC}", "--peer", addr, "--checkpoint-delay", "300",
+                        "--compare-timeout", "100", "--qmp", str(tmp_path / "p.sock"),
+                        "--mismatch-pcap", str(tmp_path / "mismatch.pcap"), "--cmdline", cmdline],
+                       netns=net.name, name="pri", command=None)
+        qp = QMP(str(tmp_path / "p.sock"))
+        wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
+                 what="the pair to enter COLO")
+        pri.wait_console(r"net: up")
+        return net, pri, qp, sec, qs
+    return make
+
+
+def start_client(net, script, *args):
+    return subprocess.Popen(["ip", "netns", "exec", net.name, "/usr/bin/python3", "-c", script]
+                            + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(p, timeout=60):
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out.decode(), err.decode()
+
+
+def fail_over(pri, qs):
+    pri.proc.send_signal(signal.SIGKILL)
+    pri.proc.wait()
+    ev = qs.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"]["mode"] == "secondary"
+
+
+def redis(net, *args):
+    p = net.run(["redis-cli", "-h", net.GUEST_IP] + list(args), timeout=20)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode().strip()
+
+
+def test_clients_survive_primary_death(pair, tmp_path):
+    net, pri, qp, sec, qs = pair()
+    size = 6_000_000
+    body = tmp_path / "body.bin"
+    headers = tmp_path / "headers.txt"
+    echo = start_client(net, ECHO_SESSION, net.GUEST_IP, 5)
+    kv = start_client(net, KV_WRITER, net.GUEST_IP, 5)
+    curl = subprocess.Popen(["ip", "netns", "exec", net.name, "curl", "-sS", "--max-time", "60",
+                             "--limit-rate", "1500K", "-D", str(headers), "-o", str(body),
+                             f"http://{net.GUEST_IP}/bytes/{size}"], stderr=subprocess.PIPE)
+    bench = subprocess.Popen(["ip", "netns", "exec", net.name, "redis-benchmark", "-h", net.GUEST_IP,
+                              "-t", "set,get", "-n", "3000", "-c", "4", "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    assert counters(qp)["checkpoints"] > 0
+    fail_over(pri, qs)
+    code, out, err = finish(echo)
+    assert code == 0, err + out
+    code, out, err = finish(kv)
+    assert code == 0, err + out
+    acked = int(re.search(r"acked (\d+)", out).group(1))
+    assert acked > 0
+    assert curl.wait(timeout=60) == 0, curl.stderr.read().decode()
+    data = body.read_bytes()
+    assert len(data) == size and data == pattern(size)
+    crc = re.search(r"X-Checksum: crc32=([0-9a-f]{8})", headers.read_text()).group(1)
+    assert crc == f"{zlib.crc32(data) & 0xffffffff:08x}"
+    out, err = bench.communicate(timeout=60)
+    assert bench.returncode == 0 and b"rror" not in out + err, out + err
+    # Every acknowledged SET is there, and new connections work.
+    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
+        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+    assert redis(net, "PING") == "PONG"
+    assert qs.execute("query-status")["return"]["status"] == "running"
+
+
+def test_echo_over_ipv6_survives_failover(pair):
+    net, pri, qp, sec, qs = pair()
+    echo = start_client(net, ECHO_SESSION, net.GUEST_IP6, 4)
+    time.sleep(1.5)
+    fail_over(pri, qs)
+    code, out, err = finish(echo)
+    assert code == 0, err + out
+    p = net.run(["ping", "-6", "-c", "2", "-W", "2", net.GUEST_IP6])
+    assert p.returncode == 0
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_guest_initiated_stream_survives_failover(pair, tmp_path, v6):
+    size = 4_000_000
+    out = tmp_path / "stream.bin"
+    # The guest retries its connection until the listener is up.
+    probe = PairNet.HOST_IP6 if v6 else NetNS.HOST_IP
+    target = f"[{probe}]:9000" if v6 else f"{probe}:9000"
+    net, pri, qp, sec, qs = pair(extra=f"connect={target},bytes={size}", services="echo+stream")
+    listener = start_client(net, SLOW_LISTENER, probe, 9000, out)
+    wait_for(lambda: "stream: connected" in pri.console(), what="the guest to connect")
+    time.sleep(1)
+    fail_over(pri, qs)
+    code, o, err = finish(listener, timeout=90)
+    assert code == 0, err
+    assert out.read_bytes() == pattern(size)
+
+
+def test_diverging_service_forces_checkpoints(pair):
+    net, pri, qp, sec, qs = pair()
+    before = counters(qp)["reasons"]["comparator"]
+    for _ in range(5):
+        p = net.run(["curl", "-sS", "--max-time", "10", f"http://{net.GUEST_IP}/tsc"])
+        assert p.returncode == 0, p.stderr
+        assert re.fullmatch(rb"tsc=\d+\n", p.stdout), p.stdout
+    st = qp.execute("query-colo-compare")["return"]["compare"]
+    assert st["protocols"]["tcp"]["mismatched"] >= 1
+    assert st["checkpoints-requested"]["mismatch"] + st["checkpoints-requested"]["stale"] >= 1
+    assert counters(qp)["reasons"]["comparator"] > before
+    # Matching traffic meanwhile is released by comparison, without checkpoints.
+    assert redis(net, "PING") == "PONG"
+    assert qp.execute("query-colo-compare")["return"]["compare"]["protocols"]["tcp"]["matched"] > 0
+
+
+HOSTILE = r"""
+import os, random, socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+dst = bytes.fromhex(sys.argv[2].replace(":", ""))
+src = bytes.fromhex("020000000001")
+rnd = random.Random(7)
+def ip4(proto, payload, tot=None, ihl=5):
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tot if tot is not None else 20 + len(payload),
+                    1, 0, 64, proto, 0, socket.inet_aton("10.0.2.1"), socket.inet_aton("10.0.2.15"))
+    return h + payload
+frames = []
+for n in range(300):
+    kind = n % 6
+    if kind == 0:
+        body = ip4(6, os.urandom(rnd.randrange(0, 40)))            # truncated TCP
+    elif kind == 1:
+        body = ip4(17, os.urandom(8), tot=rnd.randrange(0, 2000))  # bad total length
+    elif kind == 2:
+        body = ip4(6, b"\0" * 20, ihl=rnd.randrange(0, 5))          # bad IHL
+    elif kind == 3:
+        body = os.urandom(rnd.randrange(0, 60))                     # garbage
+    elif kind == 4:
+        tcp = struct.pack("!HHIIBBHHH", 1234, 7, 1, 0, 0xf0, 0x02, 1024, 0, 0) + os.urandom(40)
+        body = ip4(6, tcp)                                           # bogus TCP options
+    else:
+        body = ip4(1, b"\x08\x00" + os.urandom(rnd.randrange(0, 10)))  # short ICMP
+    etype = b"\x81\x00\x00\x05\x08\x00" if n % 7 == 0 else b"\x08\x00"
+    s.send(dst + src + etype + body)
+print("sent", n + 1)
+"""
+
+
+def test_hostile_frames_keep_the_pair_alive(pair):
+    net, pri, qp, sec, qs = pair()
+    p = net.run(["/usr/bin/python3", "-c", HOSTILE, "br0", GUEST_MAC])
+    assert p.returncode == 0, p.stderr
+    time.sleep(1)
+    assert pri.proc.poll() is None and sec.proc.poll() is None
+    assert qp.execute("query-colo-status")["return"]["mode"] == "primary"
+    assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
+    assert redis(net, "PING") == "PONG"
