@@ -68,7 +68,12 @@ $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LDLIBS)
 
-bench: all
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+$(BUILD)/bench/%: bench/%.c $(BUILD)/liblockstep.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS)
+
+bench: all $(BENCH_BINS)
 	/usr/bin/python3 bench/run.py
 
 clean:
