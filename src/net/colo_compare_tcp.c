@@ -428,10 +428,16 @@ void compare_tcp_primary(struct colo_compare *c, struct colo_conn *conn, const u
 
 /* ---- secondary side ---- */
 
+/* The secondary's SYN. A repeated one keeps the incarnation, whether it
+ * still carries the secondary's ISN or (once the rewriter knows the offset)
+ * the primary's. */
 static void secondary_syn(struct tcp_conn_state *t, const struct tcp_seg *seg,
 			  const struct syn_sig *sig)
 {
-	if (!(t->s_syn_seen && t->s_isn == seg->seq)) {
+	bool repeated = (t->s_syn_seen && t->s_isn == seg->seq) ||
+			(t->s_syn_seen && t->p_syn_seen && t->p_isn == seg->seq);
+
+	if (!repeated) {
 		t->s_gen++;
 		t->s_isn = seg->seq;
 		t->s_ack_seen = t->s_fin_seen = t->s_rst_seen = false;
@@ -522,7 +528,7 @@ void compare_tcp_restart(struct colo_compare *c, struct colo_conn *conn)
 	struct tcp_conn_state *t = &conn->tcp;
 	struct stream_mark m = stream_mark(&t->stream);
 
-	colo_stream_free(&t->stream);
+	colo_stream_reset(&t->stream);
 	stream_account(c, &t->stream, m);
 	t->blocking_held = 0;
 	/* Both guests are now the primary: the secondary "has sent" what it did. */

@@ -8,6 +8,8 @@
 
 #define MIN_BUF 4096
 #define MIN_ENDS 16
+/* A reset keeps a buffer up to this size for the connection's next bytes. */
+#define KEEP_BUF (256u * 1024)
 
 struct colo_stream_ooo {
 	struct colo_stream_ooo *next;
@@ -44,6 +46,18 @@ static void drop_buffer(struct colo_stream *s)
 {
 	s->start = s->len = 0;
 	s->ends_head = s->ends_count = 0;
+}
+
+void colo_stream_reset(struct colo_stream *s)
+{
+	free_ooo(s);
+	drop_buffer(s);
+	s->synced = false;
+	if (s->cap > KEEP_BUF) {
+		free(s->buf);
+		s->buf = NULL;
+		s->cap = 0;
+	}
 }
 
 /* Room for n more bytes at the end of the buffer, moving or growing it. */

@@ -41,6 +41,9 @@ enum colo_stream_result {
 void colo_stream_init(struct colo_stream *s);
 /* Drops everything and frees the memory; unsynced afterwards. */
 void colo_stream_free(struct colo_stream *s);
+/* Drops every byte and segment, unsynced afterwards; keeps a small buffer
+ * for reuse (a checkpoint does this to every connection). */
+void colo_stream_reset(struct colo_stream *s);
 /* Sets the position: buffered bytes are dropped, out-of-order segments are
  * trimmed to base and merged. DIFF if merging found overlapping segments
  * that disagree. */

@@ -483,6 +483,54 @@ static void test_syn_compare(void **state)
 	assert_int_equal(h->last_reason, COLO_CKPT_MISMATCH);
 }
 
+/* The secondary repeats its SYN-ACK once the rewriter knows the offset: it
+ * then carries the primary's ISN, and is the same connection still. */
+static void test_secondary_syn_retransmitted_translated(void **state)
+{
+	struct harness *h = *state;
+	struct nf_flow fl = nf_flow4();
+	size_t n;
+
+	handshake(h, &fl);
+	n = nf_tcp_opts(fb, &fl, true, ISN, PEER_ACK, TCP_SYN | TCP_ACK, mss_opt, 4, NULL, 0);
+	h_s(h, fb, n);
+	pseg(h, &fl, 0, 10);
+	sseg(h, &fl, 0, 10);
+	assert_int_equal(h->n_out, 2);
+	assert_int_equal(h->n_ckpt, 0);
+}
+
+/* The port pair is used again with new ISNs, in either order. */
+static void test_port_reuse(void **state)
+{
+	struct harness *h = *state;
+	struct nf_flow fl = nf_flow4();
+	size_t n;
+
+	handshake(h, &fl);
+	fin_seg(h, &fl, true, 0, 10);
+	fin_seg(h, &fl, false, 0, 10);
+	assert_int_equal(h->n_out, 2);
+	/* new connection: secondary first this time, then the primary */
+	n = nf_tcp_opts(fb, &fl, true, SISN + 7777, PEER_ACK + 99, TCP_SYN | TCP_ACK, mss_opt, 4, NULL, 0);
+	h_s(h, fb, n);
+	n = nf_tcp_opts(fb, &fl, true, ISN + 50000, PEER_ACK + 99, TCP_SYN | TCP_ACK, mss_opt, 4, NULL, 0);
+	h_p(h, fb, n);
+	assert_int_equal(h->n_out, 3);
+	n = nf_tcp(fb, &fl, true, ISN + 50001, PEER_ACK + 99, TCP_ACK, data, 20);
+	h_p(h, fb, n);
+	h_s(h, fb, n);
+	assert_int_equal(h->n_out, 4);
+	/* and again, primary first: its SYN-ACK waits for the secondary's new one */
+	n = nf_tcp_opts(fb, &fl, true, ISN + 90000, PEER_ACK + 500, TCP_SYN | TCP_ACK, mss_opt, 4, NULL, 0);
+	h_p(h, fb, n);
+	assert_int_equal(h->n_out, 4);
+	n = nf_tcp_opts(fb, &fl, true, SISN + 123, PEER_ACK + 500, TCP_SYN | TCP_ACK, mss_opt, 4, NULL, 0);
+	h_s(h, fb, n);
+	assert_int_equal(h->n_out, 5);
+	assert_int_equal(h->n_ckpt, 0);
+}
+
 static void test_rst(void **state)
 {
 	struct harness *h = *state;
@@ -976,6 +1024,8 @@ int main(void)
 		T(test_secondary_retransmission),
 		T(test_secondary_out_of_order),
 		T(test_syn_compare),
+		T(test_secondary_syn_retransmitted_translated),
+		T(test_port_reuse),
 		T(test_rst),
 		T(test_mid_stream),
 		T(test_keepalive_after_idle),
