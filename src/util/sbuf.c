@@ -132,4 +132,21 @@ uint64_t sbuf_get_u64(struct sbuf_reader *r)
 
 size_t sbuf_remaining(const struct sbuf_reader *r) { return r->len - r->pos; }
 
+void sbuf_put_item(struct sbuf *b, uint32_t tag, const void *p, size_t len)
+{
+	sbuf_put_u32(b, tag);
+	sbuf_put_u32(b, (uint32_t)len);
+	sbuf_put(b, p, len);
+}
+
+int sbuf_get_item(struct sbuf_reader *r, uint32_t tag, void *p, size_t len)
+{
+	uint32_t got_tag = sbuf_get_u32(r);
+	uint32_t got_len = sbuf_get_u32(r);
+
+	if (r->error || got_tag != tag || got_len != len)
+		return -EINVAL;
+	return sbuf_get(r, p, len);
+}
+
 int sbuf_reader_error(const struct sbuf_reader *r) { return r->error; }

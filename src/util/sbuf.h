@@ -42,6 +42,14 @@ uint16_t sbuf_get_u16(struct sbuf_reader *r);
 uint32_t sbuf_get_u32(struct sbuf_reader *r);
 uint64_t sbuf_get_u64(struct sbuf_reader *r);
 size_t sbuf_remaining(const struct sbuf_reader *r);
+
+/*
+ * Tagged items, the shape of the vCPU and platform records: u32 tag, u32
+ * length, bytes. sbuf_get_item accepts only exactly `tag` with exactly `len`
+ * bytes (-EINVAL otherwise).
+ */
+void sbuf_put_item(struct sbuf *b, uint32_t tag, const void *p, size_t len);
+int sbuf_get_item(struct sbuf_reader *r, uint32_t tag, void *p, size_t len);
 /* 0 when every read so far was in bounds, -EINVAL otherwise. */
 int sbuf_reader_error(const struct sbuf_reader *r);
 

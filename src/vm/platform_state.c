@@ -45,13 +45,6 @@ static int platform_read(struct vm *vm, struct platform_state *st)
 	return 0;
 }
 
-static void platform_put_item(struct sbuf *out, enum platform_item tag, const void *p, size_t len)
-{
-	sbuf_put_u32(out, tag);
-	sbuf_put_u32(out, (uint32_t)len);
-	sbuf_put(out, p, len);
-}
-
 int platform_save(struct vm *vm, struct sbuf *out)
 {
 	struct platform_state st;
@@ -60,21 +53,11 @@ int platform_save(struct vm *vm, struct sbuf *out)
 	if (ret < 0)
 		return ret;
 	sbuf_put_u32(out, PLATFORM_STATE_VERSION);
-	platform_put_item(out, PLATFORM_ITEM_PIT, &st.pit, sizeof(st.pit));
-	platform_put_item(out, PLATFORM_ITEM_CLOCK, &st.clock, sizeof(st.clock));
+	sbuf_put_item(out, PLATFORM_ITEM_PIT, &st.pit, sizeof(st.pit));
+	sbuf_put_item(out, PLATFORM_ITEM_CLOCK, &st.clock, sizeof(st.clock));
 	for (int i = 0; i < 3; i++)
-		platform_put_item(out, PLATFORM_ITEM_PIC_MASTER + i, &st.chips[i], sizeof(st.chips[i]));
+		sbuf_put_item(out, PLATFORM_ITEM_PIC_MASTER + i, &st.chips[i], sizeof(st.chips[i]));
 	return out->error;
-}
-
-static int platform_get_item(struct sbuf_reader *in, enum platform_item tag, void *p, size_t len)
-{
-	uint32_t got_tag = sbuf_get_u32(in);
-	uint32_t got_len = sbuf_get_u32(in);
-
-	if (sbuf_reader_error(in) || got_tag != tag || got_len != len)
-		return -EINVAL;
-	return sbuf_get(in, p, len);
 }
 
 static int platform_decode(struct sbuf_reader *in, struct platform_state *st)
@@ -83,11 +66,11 @@ static int platform_decode(struct sbuf_reader *in, struct platform_state *st)
 
 	if (sbuf_get_u32(in) != PLATFORM_STATE_VERSION)
 		return -EINVAL;
-	if ((ret = platform_get_item(in, PLATFORM_ITEM_PIT, &st->pit, sizeof(st->pit))) ||
-	    (ret = platform_get_item(in, PLATFORM_ITEM_CLOCK, &st->clock, sizeof(st->clock))))
+	if ((ret = sbuf_get_item(in, PLATFORM_ITEM_PIT, &st->pit, sizeof(st->pit))) ||
+	    (ret = sbuf_get_item(in, PLATFORM_ITEM_CLOCK, &st->clock, sizeof(st->clock))))
 		return ret;
 	for (uint32_t i = 0; i < 3; i++) {
-		ret = platform_get_item(in, PLATFORM_ITEM_PIC_MASTER + i, &st->chips[i],
+		ret = sbuf_get_item(in, PLATFORM_ITEM_PIC_MASTER + i, &st->chips[i],
 					sizeof(st->chips[i]));
 		if (ret)
 			return ret;

@@ -93,13 +93,6 @@ static int vcpu_read_state(struct vcpu *vcpu, struct vcpu_state *st)
 	return vcpu_ioctl(vcpu, KVM_GET_VCPU_EVENTS, &st->events);
 }
 
-static void vcpu_put_item(struct sbuf *out, enum vcpu_item tag, const void *p, size_t len)
-{
-	sbuf_put_u32(out, tag);
-	sbuf_put_u32(out, (uint32_t)len);
-	sbuf_put(out, p, len);
-}
-
 int vcpu_save(struct vcpu *vcpu, struct sbuf *out)
 {
 	struct vcpu_state st;
@@ -109,29 +102,19 @@ int vcpu_save(struct vcpu *vcpu, struct sbuf *out)
 		ret = vcpu_read_state(vcpu, &st);
 	if (ret == 0) {
 		sbuf_put_u32(out, VCPU_STATE_VERSION);
-		vcpu_put_item(out, VCPU_ITEM_MP_STATE, &st.mp, sizeof(st.mp));
-		vcpu_put_item(out, VCPU_ITEM_REGS, &st.regs, sizeof(st.regs));
-		vcpu_put_item(out, VCPU_ITEM_SREGS, &st.sregs, sizeof(st.sregs));
-		vcpu_put_item(out, VCPU_ITEM_XSAVE, st.xsave, vcpu->xsave_size);
-		vcpu_put_item(out, VCPU_ITEM_XCRS, &st.xcrs, sizeof(st.xcrs));
-		vcpu_put_item(out, VCPU_ITEM_DEBUGREGS, &st.dregs, sizeof(st.dregs));
-		vcpu_put_item(out, VCPU_ITEM_LAPIC, &st.lapic, sizeof(st.lapic));
-		vcpu_put_item(out, VCPU_ITEM_MSRS, st.msrs, vcpu_msrs_size(vcpu->nmsrs));
-		vcpu_put_item(out, VCPU_ITEM_EVENTS, &st.events, sizeof(st.events));
+		sbuf_put_item(out, VCPU_ITEM_MP_STATE, &st.mp, sizeof(st.mp));
+		sbuf_put_item(out, VCPU_ITEM_REGS, &st.regs, sizeof(st.regs));
+		sbuf_put_item(out, VCPU_ITEM_SREGS, &st.sregs, sizeof(st.sregs));
+		sbuf_put_item(out, VCPU_ITEM_XSAVE, st.xsave, vcpu->xsave_size);
+		sbuf_put_item(out, VCPU_ITEM_XCRS, &st.xcrs, sizeof(st.xcrs));
+		sbuf_put_item(out, VCPU_ITEM_DEBUGREGS, &st.dregs, sizeof(st.dregs));
+		sbuf_put_item(out, VCPU_ITEM_LAPIC, &st.lapic, sizeof(st.lapic));
+		sbuf_put_item(out, VCPU_ITEM_MSRS, st.msrs, vcpu_msrs_size(vcpu->nmsrs));
+		sbuf_put_item(out, VCPU_ITEM_EVENTS, &st.events, sizeof(st.events));
 		ret = out->error;
 	}
 	vcpu_state_free(&st);
 	return ret;
-}
-
-static int vcpu_get_item(struct sbuf_reader *in, enum vcpu_item tag, void *p, size_t len)
-{
-	uint32_t got_tag = sbuf_get_u32(in);
-	uint32_t got_len = sbuf_get_u32(in);
-
-	if (sbuf_reader_error(in) || got_tag != tag || got_len != len)
-		return -EINVAL;
-	return sbuf_get(in, p, len);
 }
 
 static int vcpu_decode_state(struct vcpu *vcpu, struct sbuf_reader *in, struct vcpu_state *st)
@@ -141,15 +124,15 @@ static int vcpu_decode_state(struct vcpu *vcpu, struct sbuf_reader *in, struct v
 
 	if (sbuf_get_u32(in) != VCPU_STATE_VERSION)
 		return -EINVAL;
-	if ((ret = vcpu_get_item(in, VCPU_ITEM_MP_STATE, &st->mp, sizeof(st->mp))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_REGS, &st->regs, sizeof(st->regs))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_SREGS, &st->sregs, sizeof(st->sregs))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_XSAVE, st->xsave, vcpu->xsave_size)) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_XCRS, &st->xcrs, sizeof(st->xcrs))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_DEBUGREGS, &st->dregs, sizeof(st->dregs))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_LAPIC, &st->lapic, sizeof(st->lapic))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_MSRS, msrs, vcpu_msrs_size(vcpu->nmsrs))) ||
-	    (ret = vcpu_get_item(in, VCPU_ITEM_EVENTS, &st->events, sizeof(st->events))))
+	if ((ret = sbuf_get_item(in, VCPU_ITEM_MP_STATE, &st->mp, sizeof(st->mp))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_REGS, &st->regs, sizeof(st->regs))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_SREGS, &st->sregs, sizeof(st->sregs))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_XSAVE, st->xsave, vcpu->xsave_size)) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_XCRS, &st->xcrs, sizeof(st->xcrs))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_DEBUGREGS, &st->dregs, sizeof(st->dregs))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_LAPIC, &st->lapic, sizeof(st->lapic))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_MSRS, msrs, vcpu_msrs_size(vcpu->nmsrs))) ||
+	    (ret = sbuf_get_item(in, VCPU_ITEM_EVENTS, &st->events, sizeof(st->events))))
 		return ret;
 	/* The MSR list must be ours, index for index. */
 	if (msrs->nmsrs != vcpu->nmsrs)
