@@ -46,7 +46,7 @@ def start(cleanup, d, net, colo, port):
         VM(cleanup, d, ["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-pri,mac={GUEST_MAC}",
                         "--cmdline", cmdline], netns=net.name, name="plain")
         time.sleep(1.5)
-        return
+        return None
     VM(cleanup, d, ["secondary", "--listen", f"127.0.0.1:{port}", "--mem", "256M", "--net",
                     f"tap=tap-sec,mac={GUEST_MAC}", "--qmp", f"{d}/s.sock"], netns=net.name,
        name="sec", command=None)
@@ -60,6 +60,7 @@ def start(cleanup, d, net, colo, port):
             raise RuntimeError("the pair did not enter COLO")
         time.sleep(0.1)
     time.sleep(1.5)
+    return QMP(f"{d}/p.sock")
 
 
 def percentiles(values):
@@ -67,22 +68,43 @@ def percentiles(values):
     return statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.99))]
 
 
-def measure(net, tag):
-    p = net.run(["/usr/bin/python3", "-c", PINGPONG, net.GUEST_IP, "2000"], timeout=120)
+class Checkpoints:
+    """Checkpoints per second over one workload (pair only)."""
+
+    def __init__(self, q, name):
+        self.q, self.name = q, name
+
+    def __enter__(self):
+        if self.q:
+            self.n0, self.t0 = self.q.execute("query-colo-stats")["return"]["checkpoints"], time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        if self.q and not exc[0]:
+            n = self.q.execute("query-colo-stats")["return"]["checkpoints"] - self.n0
+            emit(f"colo_net.checkpoints_per_s.{self.name}", n / (time.monotonic() - self.t0), "1/s")
+
+
+def measure(net, tag, q):
+    with Checkpoints(q, "pingpong"):
+        p = net.run(["/usr/bin/python3", "-c", PINGPONG, net.GUEST_IP, "2000"], timeout=120)
     lat = [float(x) for x in p.stdout.split()]
     p50, p99 = percentiles(lat)
     emit(f"colo_net.pingpong.{tag}.p50", p50, "ms")
     emit(f"colo_net.pingpong.{tag}.p99", p99, "ms")
-    p = net.run(["redis-benchmark", "-h", net.GUEST_IP, "-t", "ping", "-n", "5000", "-c", "1"], timeout=120)
+    with Checkpoints(q, "redis_ping"):
+        p = net.run(["redis-benchmark", "-h", net.GUEST_IP, "-t", "ping", "-n", "5000", "-c", "1"],
+                    timeout=120)
     m = re.search(rb"latency summary \(msec\):\s*\n\s*avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.]+)\s+"
                   rb"([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", p.stdout)
     if m:
         emit(f"colo_net.redis_ping.{tag}.p50", float(m.group(3)), "ms")
         emit(f"colo_net.redis_ping.{tag}.p99", float(m.group(5)), "ms")
     size = 64 << 20
-    t0 = time.monotonic()
-    p = net.run(["curl", "-sS", "-o", "/dev/null", f"http://{net.GUEST_IP}/bytes/{size}"], timeout=300)
-    mbps = size / (time.monotonic() - t0) / 1e6 if p.returncode == 0 else 0.0
+    with Checkpoints(q, "stream"):
+        t0 = time.monotonic()
+        p = net.run(["curl", "-sS", "-o", "/dev/null", f"http://{net.GUEST_IP}/bytes/{size}"], timeout=300)
+        mbps = size / (time.monotonic() - t0) / 1e6 if p.returncode == 0 else 0.0
     emit(f"colo_net.stream.{tag}", mbps, "MB/s")
     return mbps
 
@@ -94,8 +116,8 @@ def main():
         try:
             with tempfile.TemporaryDirectory() as d:
                 net = PairNet(cleanup)
-                start(cleanup, d, net, colo, port)
-                results[colo] = measure(net, "colo" if colo else "plain")
+                q = start(cleanup, d, net, colo, port)
+                results[colo] = measure(net, "colo" if colo else "plain", q)
         finally:
             cleanup.run()
     if results.get(False):

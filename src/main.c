@@ -100,6 +100,10 @@ static int run_setup_colo_net(struct run_ctx *c)
 	colo_net_default_config(&cfg);
 	if (c->args.compare_timeout_ms)
 		cfg.compare.compare_timeout_ms = c->args.compare_timeout_ms;
+	if (c->args.compare_scan_ms)
+		cfg.scan_period_ms = c->args.compare_scan_ms;
+	if (c->args.compare_queue)
+		cfg.compare.max_queue_size = c->args.compare_queue;
 	cfg.pcap_path = c->args.mismatch_pcap;
 	c->colo_net = colo_net_create(&c->vm, c->nic, &c->colo, &cfg);
 	if (!c->colo_net) {

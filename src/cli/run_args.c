@@ -14,7 +14,8 @@ const char run_usage[] =
 	"                    [--tap IFNAME] [--qmp SOCKETPATH] [--console stdio|file:PATH]\n"
 	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT] [--verbose]\n"
 	"       lockstep primary --kernel ELF --peer HOST:PORT [--checkpoint-delay MS]\n"
-	"                    [--compare-timeout MS] [--mismatch-pcap FILE]\n"
+	"                    [--compare-timeout MS] [--compare-scan MS] [--compare-queue N]\n"
+	"                    [--mismatch-pcap FILE]\n"
 	"                    [the VM options of run]\n"
 	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n";
 
@@ -154,6 +155,18 @@ static int run_parse_ms(uint32_t *out, const char *opt, const char *arg, unsigne
 	return 0;
 }
 
+static int run_parse_count(uint32_t *out, const char *opt, const char *arg, unsigned long min,
+			   unsigned long max, char *err, int errlen)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (!isdigit((unsigned char)*arg) || *end || v < min || v > max)
+		return ARG_ERR("%s %s: expected a number between %lu and %lu", opt, arg, min, max);
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int run_parse_delay(struct run_args *a, const char *arg, char *err, int errlen)
 {
 	return run_parse_ms(&a->checkpoint_delay_ms, "--checkpoint-delay", arg, 10, 3600000, err, errlen);
@@ -181,6 +194,7 @@ static const struct option run_options[] = {
 	{ "peer", required_argument, NULL, 'P' },    { "listen", required_argument, NULL, 'L' },
 	{ "checkpoint-delay", required_argument, NULL, 'D' }, { "tap", required_argument, NULL, 'T' },
 	{ "compare-timeout", required_argument, NULL, 'O' }, { "mismatch-pcap", required_argument, NULL, 'A' },
+	{ "compare-scan", required_argument, NULL, 'S' },    { "compare-queue", required_argument, NULL, 'Q' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -205,6 +219,8 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 	case 'T': return run_parse_tap(a, optarg, err, errlen);
 	case 'O': return run_parse_ms(&a->compare_timeout_ms, "--compare-timeout", optarg, 1, 600000, err, errlen);
 	case 'A': a->mismatch_pcap = optarg; return 0;
+	case 'S': return run_parse_ms(&a->compare_scan_ms, "--compare-scan", optarg, 1, 10000, err, errlen);
+	case 'Q': return run_parse_count(&a->compare_queue, "--compare-queue", optarg, 16, 1000000, err, errlen);
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}

@@ -39,6 +39,8 @@ struct run_args {
 	char listen_uri[300];     /* secondary: tcp:HOST:PORT to wait on */
 	uint32_t checkpoint_delay_ms;
 	uint32_t compare_timeout_ms; /* 0: the default */
+	uint32_t compare_scan_ms;    /* 0: the default */
+	uint32_t compare_queue;      /* 0: the default */
 	const char *mismatch_pcap;   /* primary: write mismatching frame pairs here */
 	int verbose;
 	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */

@@ -221,7 +221,7 @@ def test_guest_initiated_stream_survives_failover(pair, tmp_path, v6):
     assert out.read_bytes() == pattern(size)
 
 
-def test_diverging_service_forces_checkpoints(pair):
+def test_diverging_service_forces_checkpoints(pair, tmp_path):
     net, pri, qp, sec, qs = pair()
     before = counters(qp)["reasons"]["comparator"]
     for _ in range(5):
@@ -232,6 +232,10 @@ def test_diverging_service_forces_checkpoints(pair):
     assert st["protocols"]["tcp"]["mismatched"] >= 1
     assert st["checkpoints-requested"]["mismatch"] + st["checkpoints-requested"]["stale"] >= 1
     assert counters(qp)["reasons"]["comparator"] > before
+    # The mismatching pairs are in the diagnosis file, a pcap Wireshark opens.
+    cap = (tmp_path / "mismatch.pcap").read_bytes()
+    assert cap[:4] == bytes.fromhex("d4c3b2a1") and cap[20:24] == b"\x01\x00\x00\x00"
+    assert b"tsc=" in cap
     # Matching traffic meanwhile is released by comparison, without checkpoints.
     assert redis(net, "PING") == "PONG"
     assert qp.execute("query-colo-compare")["return"]["compare"]["protocols"]["tcp"]["matched"] > 0
