@@ -47,6 +47,13 @@ def wait_migration(q, timeout=60):
     raise AssertionError("migration did not finish")
 
 
+def wait_running(q, timeout=10):
+    deadline = time.monotonic() + timeout
+    while q.execute("query-status")["return"]["status"] != "running":
+        assert time.monotonic() < deadline, "the destination did not start the guest"
+        time.sleep(0.02)
+
+
 def test_tcp_connection_survives_migration(start_vm, cleanup, tmp_path):
     """A live echo session keeps going, byte-exact, while the VM moves to another VMM (TAP handed over)."""
     ns = NetNS6(cleanup)
@@ -65,11 +72,11 @@ def test_tcp_connection_survives_migration(start_vm, cleanup, tmp_path):
     assert qs.execute("migrate", {"uri": "tcp:127.0.0.1:47701"}) == {"return": {}}
     r = wait_migration(qs)
     assert r["status"] == "completed", r
+    wait_running(qd)
     client.join()
     p = result["p"]
     assert p.returncode == 0, p.stderr.decode() + p.stdout.decode()
     assert "echoed" in p.stdout.decode()
-    assert qd.execute("query-status")["return"]["status"] == "running"
     # New connections work on the destination too.
     assert redis(ns, "PING") == "PONG"
 
@@ -101,6 +108,7 @@ def test_kv_data_survives_snapshot_restore_and_migration(start_vm, cleanup, tmp_
     qc = QMP(str(tmp_path / "c.sock"))
     assert qb.execute("migrate", {"uri": "tcp:127.0.0.1:47702"}) == {"return": {}}
     assert wait_migration(qb)["status"] == "completed"
-    assert qc.execute("query-status")["return"]["status"] == "running"
+    # The destination runs the guest right after it answered the source.
+    wait_running(qc)
     assert redis(ns, "GET", "key19") == "value19"
     assert redis(ns, "DBSIZE") == "21"
