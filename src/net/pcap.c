@@ -71,7 +71,7 @@ struct pcap_writer *pcap_open_fd(int fd, int *err)
 	int r;
 
 	if (!w) {
-		*err = ENOMEM;
+		*err = -ENOMEM;
 		close(fd);
 		return NULL;
 	}
@@ -86,7 +86,7 @@ struct pcap_writer *pcap_open_fd(int fd, int *err)
 	put32le(hdr + 20, LINKTYPE_ETHERNET);
 	r = write_record(w, &iov, 1);
 	if (r < 0) {
-		*err = -r;
+		*err = r;
 		close(fd);
 		free(w);
 		return NULL;
@@ -99,7 +99,7 @@ struct pcap_writer *pcap_open(const char *path, int *err)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 	if (fd < 0) {
-		*err = errno;
+		*err = -errno;
 		return NULL;
 	}
 	return pcap_open_fd(fd, err);

@@ -14,7 +14,8 @@
 
 struct pcap_writer;
 
-/* Creates (truncates) path and writes the file header. NULL with *err = errno on failure. */
+/* Creates (truncates) path and writes the file header. NULL with *err = -errno
+ * on failure (the project's negative-errno convention). */
 struct pcap_writer *pcap_open(const char *path, int *err);
 /* Same on an open file descriptor, which the writer then owns. */
 struct pcap_writer *pcap_open_fd(int fd, int *err);
