@@ -19,6 +19,21 @@ def counters(vm):
     return [int(x) for x in re.findall(r"dirty: counter=(\d+) pages=\d+\r?\n", vm.console())]
 
 
+# (name, QMP, VM) of the pair under test: shown when a wait times out.
+_watched = []
+
+
+def diagnosis():
+    lines = []
+    for name, q, vm in _watched:
+        try:
+            st = q.execute("query-colo-status")["return"]
+        except Exception as e:  # the process may be gone
+            st = f"(no answer: {e})"
+        lines.append(f"{name}: {st}; stderr: {vm.stderr()[-500:]!r}")
+    return "\n".join(lines)
+
+
 def wait_for(fn, timeout=10.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -26,7 +41,7 @@ def wait_for(fn, timeout=10.0, what="condition"):
         if v:
             return v
         time.sleep(0.02)
-    raise AssertionError(f"timeout waiting for {what}")
+    raise AssertionError(f"timeout waiting for {what}\n{diagnosis()}")
 
 
 def checkpoints(q):
@@ -45,6 +60,7 @@ def colo_pair(start_vm, tmp_path):
                         str(delay), "--qmp", str(tmp_path / "p.sock"), "--cmdline", cmdline],
                        name="pri", command=None)
         qp = QMP(str(tmp_path / "p.sock"))
+        _watched[:] = [("primary", qp, pri), ("secondary", qs, sec)]
         if check_ram:
             qp.execute("migrate-set-parameters", {"x-check-ram": True})
         wait_for(lambda: qp.execute("query-colo-status")["return"]["mode"] == "primary",
