@@ -106,7 +106,8 @@ void vm_idle_wait(struct vm *vm, uint32_t timeout_us);
 void vm_set_event_listener(struct vm *vm, vm_event_fn fn, void *opaque);
 /* Starts the vCPU thread. */
 int vm_start(struct vm *vm);
-/* Monitor stop/cont: returns once the vCPU is parked / running. Main thread only. */
+/* Monitor stop/cont: returns once the vCPU is parked / running. Any thread but the
+ * vCPU's own (the monitor, migration and COLO threads all use them). */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 /* The same without STOP/RESUME events: a COLO checkpoint is not a monitor stop. */
