@@ -63,7 +63,19 @@ check: unit integration
 
 # libFuzzer targets (clang); each links the library sources it needs, rebuilt with sanitizers.
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Isrc -Iabi -fsanitize=fuzzer,address,undefined
-fuzz: $(FUZZ_BINS)
+fuzz: $(FUZZ_BINS) $(BUILD)/fuzz/fuzz_guest_net
+
+# The guest's network stack for the host (as the host test builds it), with libFuzzer.
+GUEST_FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined \
+	$(LWIP_INCLUDES) -Iguest/tests
+GUEST_FUZZ_LWIP_OBJS := $(patsubst $(LWIP_DIR)/src/%.c,$(BUILD)/obj/fuzz-lwip/%.o,$(LWIP_SRCS))
+$(BUILD)/obj/fuzz-lwip/%.o: $(LWIP_DIR)/src/%.c | $(LWIP_MARKER)
+	@mkdir -p $(dir $@)
+	clang $(GUEST_FUZZ_CFLAGS) -w -c $< -o $@
+$(BUILD)/fuzz/fuzz_guest_net: fuzz/guest/fuzz_guest_net.c $(filter-out guest/tests/net_host_test.c,$(NET_HOST_SRCS)) \
+		$(GUEST_FUZZ_LWIP_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(GUEST_FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@
 $(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LDLIBS)
