@@ -130,3 +130,26 @@ def test_restore_with_other_config_is_refused(dirty_vm, start_vm, tmp_path):
     missing = start_vm(["--restore", str(tmp_path / "nope")], name="missing")
     assert missing.wait_exit() == 1
     assert "No such file" in missing.stderr()
+
+
+def test_snapshot_to_full_disk_keeps_old_file_and_vm(dirty_vm, tmp_path):
+    """A full disk: the save fails with a clear error, the previous snapshot is intact, the VM runs on."""
+    import os
+    import subprocess
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        vm, q = dirty_vm()
+        old = mnt / "vm.snap"
+        old.write_bytes(b"previous snapshot")
+        r = q.execute("snapshot-save", {"file": str(old)})
+        assert "No space left on device" in r["error"]["desc"], r
+        assert old.read_bytes() == b"previous snapshot"
+        assert not os.path.exists(str(old) + ".tmp")
+        assert q.execute("query-status")["return"]["status"] == "running"
+        n = counters(vm)[-1]
+        vm.wait_console(rf"counter={n + 3}\b")
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
