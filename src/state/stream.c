@@ -114,6 +114,22 @@ int stream_out_write(struct stream_out *s, const void *p, size_t n)
 	return 0;
 }
 
+uint8_t *stream_out_reserve(struct stream_out *s, size_t n)
+{
+	if (s->error || n > STREAM_BUF_SIZE)
+		return NULL;
+	if (STREAM_BUF_SIZE - s->len < n && stream_out_flush(s) < 0)
+		return NULL;
+	return s->buf + s->len;
+}
+
+void stream_out_commit(struct stream_out *s, size_t n)
+{
+	s->len += n;
+	if (s->len == STREAM_BUF_SIZE)
+		stream_out_flush(s);
+}
+
 int stream_in_init(struct stream_in *s, int fd)
 {
 	memset(s, 0, sizeof(*s));

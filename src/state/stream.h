@@ -39,6 +39,10 @@ int stream_out_init(struct stream_out *s, int fd);
 int stream_out_init_capture(struct stream_out *s, struct sbuf *b);
 void stream_out_free(struct stream_out *s);
 int stream_out_write(struct stream_out *s, const void *p, size_t n);
+/* Room for n (<= STREAM_BUF_SIZE) bytes in the buffer, to fill in place and
+ * then stream_out_commit; NULL after an error. Saves a copy of large data. */
+uint8_t *stream_out_reserve(struct stream_out *s, size_t n);
+void stream_out_commit(struct stream_out *s, size_t n);
 int stream_out_flush(struct stream_out *s);
 /* Rate limit from now on (bytes per second, 0 = none). */
 void stream_out_set_bandwidth(struct stream_out *s, uint64_t bytes_per_s);

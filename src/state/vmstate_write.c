@@ -41,11 +41,14 @@ static int section_put(struct section *s, const void *p, size_t n)
  */
 static int section_put_pages(struct section *s, const uint8_t *pages, uint64_t count)
 {
-	uint8_t copy[GMEM_PAGE_SIZE];
-
 	for (uint64_t i = 0; i < count; i++) {
-		memcpy(copy, pages + i * GMEM_PAGE_SIZE, sizeof(copy));
-		section_put(s, copy, sizeof(copy));
+		uint8_t *copy = stream_out_reserve(s->out, GMEM_PAGE_SIZE);
+
+		if (!copy)
+			return s->out->error ? s->out->error : -ENOMEM;
+		memcpy(copy, pages + i * GMEM_PAGE_SIZE, GMEM_PAGE_SIZE); /* the copy is what is sent */
+		XXH3_64bits_update(&s->hash, copy, GMEM_PAGE_SIZE);
+		stream_out_commit(s->out, GMEM_PAGE_SIZE);
 	}
 	return s->out->error;
 }
