@@ -92,7 +92,7 @@ void migration_fail(struct migration *m, const char *fmt, ...)
 static bool migration_busy(struct migration *m)
 {
 	return m->status == MIGRATE_SETUP || m->status == MIGRATE_ACTIVE ||
-	       m->status == MIGRATE_CANCELLING;
+	       m->status == MIGRATE_CANCELLING || m->status == MIGRATE_COLO;
 }
 
 int migration_start(struct migration *m, const char *uri, char *err, size_t errlen)

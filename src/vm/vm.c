@@ -404,8 +404,10 @@ static int vm_pause_emit(struct vm *vm, bool emit)
 	vm_wake_idle(vm);
 	while (!vm->vcpu_parked && vm->state == VM_STATE_RUNNING)
 		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
-	if (vm->state == VM_STATE_RUNNING)
+	if (vm->state == VM_STATE_RUNNING) {
 		vm->state = VM_STATE_PAUSED;
+		vm->checkpoint_pause = !emit;
+	}
 	pthread_mutex_unlock(&vm->state_lock);
 	if (vm_get_state(vm) != VM_STATE_PAUSED)
 		return -EINVAL;
@@ -427,6 +429,13 @@ static int vm_resume_emit(struct vm *vm, bool emit)
 		pthread_mutex_unlock(&vm->state_lock);
 		return ret;
 	}
+	/* A COLO checkpoint stopped it and will resume it: running it in the middle
+	 * would change the state being copied. */
+	if (emit && vm->checkpoint_pause) {
+		pthread_mutex_unlock(&vm->state_lock);
+		return -EBUSY;
+	}
+	vm->checkpoint_pause = 0;
 	pthread_mutex_unlock(&vm->state_lock);
 	vm_pause_devices(vm, 0);
 	pthread_mutex_lock(&vm->state_lock);

@@ -68,6 +68,7 @@ struct vm {
 	enum vm_run_state state;
 	int pause_requested;
 	int vcpu_parked;
+	int checkpoint_pause; /* stopped by vm_pause_quiet: the monitor must not resume it */
 
 	int wake_fd;     /* eventfd: something for an idle vCPU to look at */
 	int shutdown_fd; /* eventfd: vCPU thread -> event loop, guest is gone */

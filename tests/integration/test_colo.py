@@ -74,6 +74,11 @@ def colo_pair(start_vm, tmp_path):
 def test_pair_reaches_colo_and_checkpoints(colo_pair):
     pri, qp, sec, qs = colo_pair(delay=100)
     assert qp.execute("query-migrate")["return"]["status"] == "colo"
+    # While COLO runs, no second migration and no capability change.
+    r = qp.execute("migrate", {"uri": "tcp:127.0.0.1:1"})
+    assert "already in progress" in r["error"]["desc"], r
+    r = qp.execute("migrate-set-capabilities", {"capabilities": [{"capability": "x-colo", "state": False}]})
+    assert "in progress" in r["error"]["desc"], r
     n = wait_for(lambda: checkpoints(qp) >= 10 and checkpoints(qp), what="10 checkpoints")
     st = qp.execute("query-colo-stats")["return"]
     assert st["reasons"]["periodic"] >= 10
