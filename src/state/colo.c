@@ -202,13 +202,8 @@ static void colo_set_socket_timeouts(int fd)
 	struct timeval tv = { .tv_sec = COLO_PEER_TIMEOUT_MS / 1000,
 			      .tv_usec = (COLO_PEER_TIMEOUT_MS % 1000) * 1000 };
 
-	int buf = COLO_SOCKET_BUFFER;
-
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	/* A checkpoint's pages go out in one burst: let the kernel take it. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
 static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(void *))

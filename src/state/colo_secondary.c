@@ -203,6 +203,9 @@ static int secondary_loop(struct colo *c)
 {
 	int ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_READY);
 
+	/* The peer's silence counts from here: setting up the cache and the link
+	 * took time during which the primary only waited for us. */
+	c->last_heard_ns = stream_now_ns();
 	while (ret == 0 && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_NONE) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
 		uint32_t msg;

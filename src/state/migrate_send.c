@@ -97,19 +97,35 @@ static int send_converge(struct send_ctx *c)
 	}
 }
 
+/*
+ * Exactly the answer's bytes: a COLO secondary's first message may follow at
+ * once on the same socket, and it belongs to the COLO thread.
+ */
+static int recv_exactly(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, (uint8_t *)p + got, n - got, 0);
+
+		if (r == 0)
+			return -EPIPE;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		got += r > 0 ? (size_t)r : 0;
+	}
+	return 0;
+}
+
 /* The destination's answer once it has loaded everything and taken the backends. */
 static int send_wait_ack(struct send_ctx *c)
 {
 	struct timeval tv = { .tv_sec = MIGRATE_ACK_TIMEOUT_S };
-	struct stream_in in;
 	struct migrate_ack ack;
 	int ret;
 
 	setsockopt(c->out.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ret = stream_in_init(&in, c->out.fd);
-	if (ret == 0)
-		ret = stream_in_read(&in, &ack, sizeof(ack));
-	stream_in_free(&in);
+	ret = recv_exactly(c->out.fd, &ack, sizeof(ack));
 	if (ret < 0) {
 		migration_fail(c->m, "no answer from the destination: %s",
 			       ret == -EPIPE ? "connection closed" : strerror(-ret));
