@@ -49,7 +49,7 @@ def start_pair(cleanup, d, pages, port, mem="512M"):
 
 
 def measure(qp):
-    pauses, phases = [], {k: [] for k in ("request", "stop", "ram", "device", "received", "apply")}
+    pauses, phases = [], {k: [] for k in ("precopy", "request", "stop", "ram", "device", "received", "apply")}
     pages0 = qp.execute("query-colo-stats")["return"]["pages"]
     for _ in range(CHECKPOINTS):
         n = qp.execute("query-colo-stats")["return"]["checkpoints"]

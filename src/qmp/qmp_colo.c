@@ -141,17 +141,19 @@ static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *o
 	}
 	colo_get_stats(m->colo, s);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, s->last_ram_hash);
-	r = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
-		      "s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:s}",
+	r = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
+		      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:s}",
 		      "checkpoints", (json_int_t)s->checkpoints, "reasons",
 		      "periodic", (json_int_t)s->by_reason[COLO_REASON_PERIODIC],
 		      "request", (json_int_t)s->by_reason[COLO_REASON_REQUEST],
 		      "comparator", (json_int_t)s->by_reason[COLO_REASON_COMPARATOR],
-		      "pages", (json_int_t)s->pages, "bytes", (json_int_t)s->bytes,
+		      "pages", (json_int_t)s->pages, "precopy-pages", (json_int_t)s->precopy_pages,
+		      "bytes", (json_int_t)s->bytes,
 		      "pause-us", "last", (json_int_t)s->pause_last_us,
 		      "mean", (json_int_t)(s->checkpoints ? s->pause_total_us / s->checkpoints : 0),
 		      "p99", (json_int_t)pause_p99(s), "max", (json_int_t)s->pause_max_us,
-		      "last-phases-us", "request", (json_int_t)s->phase_request_us,
+		      "last-phases-us", "precopy", (json_int_t)s->phase_precopy_us,
+		      "request", (json_int_t)s->phase_request_us,
 		      "stop", (json_int_t)s->phase_stop_us, "ram", (json_int_t)s->phase_ram_us,
 		      "device", (json_int_t)s->phase_device_us,
 		      "received", (json_int_t)s->phase_received_us,

@@ -100,7 +100,7 @@ int colo_lost_heartbeat(struct colo *c)
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (!c->running) {
+	if (!c->running || c->leaving) {
 		ret = -ENOTCONN;
 	} else if (c->applying) {
 		/* The secondary is applying a checkpoint: failing over now would start
@@ -220,6 +220,7 @@ static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(v
 	c->reason = COLO_EXIT_NONE;
 	c->error[0] = '\0';
 	c->failover = COLO_FAILOVER_NONE;
+	c->leaving = false;
 	c->last_heard_ns = c->last_sent_ns = stream_now_ns();
 	pthread_mutex_unlock(&c->lock);
 	ret = pthread_create(&c->thread, NULL, fn, c);
@@ -369,6 +370,20 @@ static void deliver_exit(void *arg)
 	if (e->c->on_exit)
 		e->c->on_exit(e->c->exit_opaque, e->mode, e->reason);
 	free(e);
+}
+
+/*
+ * The COLO thread has left its loop: a failover asked for becomes active; one
+ * asked for from now on is refused, so the command's answer and the exit
+ * reason agree (an error exit cannot turn into "request" or the reverse).
+ */
+void colo_leave_loop(struct colo *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->leaving = true;
+	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
+		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /*

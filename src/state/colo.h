@@ -39,6 +39,9 @@ struct vmstate_loader;
 #define COLO_HEARTBEAT_MS 200
 #define COLO_PEER_TIMEOUT_MS 3000
 #define COLO_PAUSE_HISTORY 1024
+/* Dirty pages from which a checkpoint first sends them while the VM runs, and
+ * stops it only for what was dirtied meanwhile (DESIGN.md §5). */
+#define COLO_PRECOPY_MIN_PAGES 256
 
 enum colo_mode { COLO_MODE_NONE, COLO_MODE_PRIMARY, COLO_MODE_SECONDARY };
 enum colo_exit_reason { COLO_EXIT_NONE, COLO_EXIT_REQUEST, COLO_EXIT_ERROR, COLO_EXIT_PROCESSING };
@@ -60,6 +63,7 @@ enum colo_msg {
 	COLO_MSG_VMSTATE_RECEIVED = 5,
 	COLO_MSG_VMSTATE_LOADED = 6,
 	COLO_MSG_HEARTBEAT = 7, /* ours: "still here", sent by either side while idle */
+	COLO_MSG_RAM_BACKGROUND = 8, /* ours: P -> S, RAM while both run, before a checkpoint */
 	COLO_MSG_COUNT,
 };
 
@@ -78,9 +82,11 @@ struct colo_stats {
 	uint64_t checkpoints;
 	uint64_t by_reason[COLO_REASON_COUNT];
 	uint64_t pages, bytes;             /* sent (primary) or received (secondary) */
+	uint64_t precopy_pages;            /* of those, sent while the VM ran */
 	uint64_t pause_last_us, pause_max_us, pause_total_us;
 	uint64_t pauses[COLO_PAUSE_HISTORY]; /* last pauses, for percentiles */
 	/* Phases of the last checkpoint, microseconds. */
+	uint64_t phase_precopy_us; /* RAM sent while the VM still ran (0: none) */
 	uint64_t phase_request_us; /* request sent .. reply received */
 	uint64_t phase_stop_us;    /* stopping the primary's vCPU and devices */
 	uint64_t phase_ram_us;     /* dirty log + RAM pages sent */
@@ -129,6 +135,7 @@ struct colo {
 	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
 	uint64_t *cache_dirty;      /* pages received since the last checkpoint */
 	bool applying;              /* a checkpoint is being applied: failover waits */
+	bool leaving;               /* the COLO thread left its loop: no new failover request */
 	struct sbuf device_blob;
 
 	/* Test hooks */
@@ -193,6 +200,7 @@ void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(print
 void colo_run_hooks(struct colo *c, enum colo_hook_point at);
 void colo_record_pause(struct colo *c, uint64_t pause_us);
 void colo_finish(struct colo *c);
+void colo_leave_loop(struct colo *c);
 bool colo_failover_cas(struct colo *c, int from, int to);
 void *colo_primary_thread(void *arg);
 void *colo_secondary_thread(void *arg);

@@ -12,7 +12,10 @@
 
 static uint64_t us_since(uint64_t t_ns) { return (stream_now_ns() - t_ns) / 1000; }
 
-/* RAM dirtied since the last checkpoint, then END; optionally a hash of all RAM. */
+/*
+ * RAM dirtied since the last checkpoint and not sent ahead (c->bitmap holds
+ * what the pre-copy left), then END; optionally a hash of all RAM.
+ */
 static int primary_send_ram(struct colo *c)
 {
 	struct vmstate_ram_stats rs = { 0 };
@@ -20,7 +23,6 @@ static int primary_send_ram(struct colo *c)
 	int64_t n;
 	int ret;
 
-	memset(c->bitmap, 0, words * sizeof(uint64_t));
 	n = dirty_harvest(c->vm, c->bitmap);
 	if (n < 0)
 		return (int)n;
@@ -41,7 +43,42 @@ static int primary_send_ram(struct colo *c)
 	c->stats.pages += rs.pages;
 	c->stats.bytes += rs.bytes;
 	pthread_mutex_unlock(&c->lock);
+	memset(c->bitmap, 0, words * sizeof(uint64_t));
 	return vmstate_write_end(&c->out);
+}
+
+/*
+ * Before stopping anything: if many pages are dirty, send them now while both
+ * VMs run; the stop then only covers what the guest dirtied meanwhile.
+ */
+static int primary_precopy(struct colo *c)
+{
+	struct vmstate_ram_stats rs = { 0 };
+	uint64_t words = dirty_bitmap_words(c->vm), t0 = stream_now_ns();
+	int64_t n;
+	int ret;
+
+	n = dirty_harvest(c->vm, c->bitmap); /* c->bitmap is empty between checkpoints */
+	if (n < 0)
+		return (int)n;
+	if (n < COLO_PRECOPY_MIN_PAGES) {
+		/* Too few to be worth a round: they go with the checkpoint itself. */
+		pthread_mutex_lock(&c->lock);
+		c->stats.phase_precopy_us = 0;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if ((ret = colo_send_msg(c, COLO_MSG_RAM_BACKGROUND)) ||
+	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)) || (ret = vmstate_write_end(&c->out)))
+		return ret;
+	memset(c->bitmap, 0, words * sizeof(uint64_t));
+	pthread_mutex_lock(&c->lock);
+	c->stats.pages += rs.pages;
+	c->stats.precopy_pages += rs.pages;
+	c->stats.bytes += rs.bytes;
+	c->stats.phase_precopy_us = (stream_now_ns() - t0) / 1000;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 /* Test hook: damage one byte of the next device-state blob the secondary gets. */
@@ -78,6 +115,9 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	bool was_running;
 	int ret;
 
+	if ((ret = primary_precopy(c)) < 0)
+		return ret;
+	t0 = stream_now_ns();
 	if ((ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REQUEST)) ||
 	    (ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
 		return ret;
@@ -194,8 +234,7 @@ void *colo_primary_thread(void *arg)
 	else
 		primary_loop(c);
 	/* Whatever ended COLO, the PVM runs on alone (never left stopped). */
-	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
-		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	colo_leave_loop(c);
 	if (c->resume_vm)
 		vm_resume(c->vm);
 	colo_finish(c);

@@ -159,6 +159,25 @@ static int secondary_apply(struct colo *c, struct vmstate_loader *l)
 	return ret;
 }
 
+/* Pages the primary sends ahead of a checkpoint: into the cache while our VM runs. */
+static int secondary_receive_background(struct colo *c)
+{
+	struct vmstate_loader *l = malloc(sizeof(*l));
+	int ret;
+
+	if (!l)
+		return -ENOMEM;
+	ret = secondary_receive_ram(c, l);
+	pthread_mutex_lock(&c->lock);
+	c->stats.pages += l->ram_pages;
+	c->stats.precopy_pages += l->ram_pages;
+	pthread_mutex_unlock(&c->lock);
+	vmstate_loader_free(l);
+	free(l);
+	c->last_heard_ns = stream_now_ns(); /* the transfer itself was news from the primary */
+	return ret;
+}
+
 /* One checkpoint, from the request to vmstate-loaded. */
 static int secondary_checkpoint(struct colo *c)
 {
@@ -222,6 +241,8 @@ static int secondary_loop(struct colo *c)
 		c->last_heard_ns = stream_now_ns();
 		if (msg == COLO_MSG_CHECKPOINT_REQUEST)
 			ret = secondary_checkpoint(c);
+		else if (msg == COLO_MSG_RAM_BACKGROUND)
+			ret = secondary_receive_background(c);
 		else if (msg != COLO_MSG_HEARTBEAT)
 			colo_fail(c, "unexpected COLO message %u from the primary", msg), ret = -EPROTO;
 		if (ret == 0)
@@ -244,8 +265,7 @@ void *colo_secondary_thread(void *arg)
 		colo_fail(c, "cannot start the VM: %s", strerror(-ret));
 	else
 		secondary_loop(c);
-	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
-		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	colo_leave_loop(c);
 	/* The SVM becomes the VM: it takes its host backends and runs on. */
 	if (vm_attach_backends(c->vm, &failed) < 0)
 		colo_fail(c, "failover: cannot take the backend of %s", failed);

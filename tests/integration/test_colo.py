@@ -113,6 +113,22 @@ def test_ram_equal_after_every_checkpoint(colo_pair):
     assert sp["x-last-ram-hash"] == ss["x-last-ram-hash"]
 
 
+def test_precopy_sends_ahead_and_ram_stays_equal(colo_pair):
+    # 1024 pages rewritten every 10 ms: each checkpoint finds far more than the
+    # pre-copy threshold dirty, so most pages go ahead while both VMs run, and
+    # the rest at the stop; the RAM must still match after every checkpoint.
+    pri, qp, sec, qs = colo_pair("app=dirty,pages=1024,period=10", delay=50, check_ram=True)
+    base = wait_for(lambda: (lambda s: s if s["ram-checks"] > 0 else None)(
+        qs.execute("query-colo-stats")["return"]), what="a checked checkpoint")
+    wait_for(lambda: checkpoints(qs) >= base["checkpoints"] + 20, timeout=30, what="20 checkpoints")
+    sp, ss = qp.execute("query-colo-stats")["return"], qs.execute("query-colo-stats")["return"]
+    assert ss["ram-checks"] - base["ram-checks"] >= 20
+    assert sp["precopy-pages"] > 0 and ss["precopy-pages"] > 0
+    assert sp["precopy-pages"] < sp["pages"]
+    assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
+    assert qp.execute("query-colo-status")["return"]["mode"] == "primary"
+
+
 def test_on_demand_checkpoint_and_delay_change(colo_pair):
     pri, qp, sec, qs = colo_pair(delay=60000)
     time.sleep(0.3)
