@@ -248,35 +248,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 }
 
 #ifdef FUZZ_CORPUS_MAIN
-static uint8_t seed[4096];
-static size_t seed_len;
-
-static void put(uint8_t b) { seed[seed_len++] = b; }
+#include "corpus_writer.h"
 
 static void put_tcp(enum op op, uint8_t flow, uint16_t off, uint16_t len, uint8_t flags)
 {
-	put(op);
-	put(flow);
-	put((uint8_t)off);
-	put((uint8_t)(off >> 8));
-	put((uint8_t)len);
-	put((uint8_t)(len >> 8));
-	put(1);
-	put(flags);
-	put(0);
-}
-
-static void save(const char *dir, const char *name)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "wb");
-	if (!fp || fwrite(seed, 1, seed_len, fp) != seed_len)
-		exit(1);
-	fclose(fp);
-	seed_len = 0;
+	seed_put(op);
+	seed_put(flow);
+	seed_put((uint8_t)off);
+	seed_put((uint8_t)(off >> 8));
+	seed_put((uint8_t)len);
+	seed_put((uint8_t)(len >> 8));
+	seed_put(1);
+	seed_put(flags);
+	seed_put(0);
 }
 
 int main(int argc, char **argv)
@@ -290,24 +274,24 @@ int main(int argc, char **argv)
 	for (uint16_t i = 0; i < 3; i++)
 		put_tcp(OP_SECONDARY_TCP, 0, (uint16_t)(i * 1000), 1000, TCP_ACK);
 	put_tcp(OP_BOTH_TCP, 0, 3000, 0, TCP_ACK | TCP_FIN);
-	save(argv[1], "split");
+	seed_save(argv[1], "split");
 	/* IPv6 VLAN, secondary ahead, then a checkpoint and more */
 	put_tcp(OP_SECONDARY_TCP, 3, 0, 500, TCP_ACK);
 	put_tcp(OP_PRIMARY_TCP, 3, 0, 200, TCP_ACK);
 	put_tcp(OP_PRIMARY_TCP, 3, 200, 400, TCP_ACK);
-	put(OP_TICK);
-	put(200);
-	put(0);
-	put(OP_CHECKPOINT);
+	seed_put(OP_TICK);
+	seed_put(200);
+	seed_put(0);
+	seed_put(OP_CHECKPOINT);
 	put_tcp(OP_BOTH_TCP, 3, 600, 100, TCP_ACK);
-	save(argv[1], "ahead-checkpoint");
+	seed_save(argv[1], "ahead-checkpoint");
 	/* UDP pairs and a raw ARP-like frame */
-	put(OP_UDP); put(1); put(1); put(10); put(0);
-	put(OP_UDP); put(0); put(1); put(10); put(0);
-	put(OP_PRIMARY_RAW); put(20);
+	seed_put(OP_UDP); seed_put(1); seed_put(1); seed_put(10); seed_put(0);
+	seed_put(OP_UDP); seed_put(0); seed_put(1); seed_put(10); seed_put(0);
+	seed_put(OP_PRIMARY_RAW); seed_put(20);
 	for (int i = 0; i < 20; i++)
-		put((uint8_t)(i == 12 ? 0x08 : i == 13 ? 0x06 : i));
-	save(argv[1], "udp-raw");
+		seed_put((uint8_t)(i == 12 ? 0x08 : i == 13 ? 0x06 : i));
+	seed_save(argv[1], "udp-raw");
 	return 0;
 }
 #endif

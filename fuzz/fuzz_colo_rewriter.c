@@ -171,37 +171,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 }
 
 #ifdef FUZZ_CORPUS_MAIN
-static uint8_t seed[4096];
-static size_t seed_len;
-
-static void put(uint8_t b) { seed[seed_len++] = b; }
+#include "corpus_writer.h"
 
 /* sel: seq base index (bits 0-1) + small offset (bits 2-3), ack base (bits 4-5) */
 static void put_tcp(enum op op, uint8_t family, uint8_t sel, uint8_t flags, uint8_t ackadd,
 		    uint8_t optsel)
 {
-	put(op);
-	put(family);
-	put(sel);
-	put(flags);
-	put(optsel);
-	put(ackadd);
+	seed_put(op);
+	seed_put(family);
+	seed_put(sel);
+	seed_put(flags);
+	seed_put(optsel);
+	seed_put(ackadd);
 	if (optsel % 3 == 2)
 		for (int i = 0; i < 16; i++)
-			put((uint8_t)(i < 4 ? 0 : i < 8 ? 0 : 0x10));
-}
-
-static void save(const char *dir, const char *name)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "wb");
-	if (!fp || fwrite(seed, 1, seed_len, fp) != seed_len)
-		exit(1);
-	fclose(fp);
-	seed_len = 0;
+			seed_put((uint8_t)(i < 4 ? 0 : i < 8 ? 0 : 0x10));
 }
 
 int main(int argc, char **argv)
@@ -217,14 +201,14 @@ int main(int argc, char **argv)
 	put_tcp(OP_INBOUND, 0, 2 | 1 << 2, TCP_ACK, 6, 2);
 	put_tcp(OP_OUTBOUND, 0, 1 | 1 << 2 | 2 << 4, TCP_FIN | TCP_ACK, 1, 0);
 	put_tcp(OP_INBOUND, 0, 2 | 1 << 2, TCP_FIN | TCP_ACK, 7, 0);
-	save(argv[1], "passive");
+	seed_save(argv[1], "passive");
 	/* active, IPv6: guest SYN (5000), server SYN-ACK acking 1001 */
 	put_tcp(OP_OUTBOUND, 1, 1, TCP_SYN, 0, 1);
 	put_tcp(OP_INBOUND, 1, 2, TCP_SYN | TCP_ACK, 1, 1);
 	put_tcp(OP_OUTBOUND, 1, 1 | 1 << 2 | 2 << 4, TCP_ACK, 1, 0);
-	put(OP_CHECKPOINT);
+	seed_put(OP_CHECKPOINT);
 	put_tcp(OP_OUTBOUND, 1, 0 | 1 << 2 | 2 << 4, TCP_RST, 1, 0);
-	save(argv[1], "active");
+	seed_save(argv[1], "active");
 	return 0;
 }
 #endif

@@ -114,17 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 }
 
 #ifdef FUZZ_CORPUS_MAIN
-static void save(const char *dir, const char *name, const uint8_t *f, size_t n)
-{
-	char path[512];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fp = fopen(path, "wb");
-	if (!fp || fwrite(f, 1, n, fp) != n)
-		exit(1);
-	fclose(fp);
-}
+#include "corpus_writer.h"
 
 int main(int argc, char **argv)
 {
@@ -136,13 +126,13 @@ int main(int argc, char **argv)
 		return 2;
 	q.vlans = 2;
 	q.vlan_id = 100;
-	save(argv[1], "tcp4", f, nf_tcp(f, &v4, true, 1, 2, TCP_ACK | TCP_PSH, "hello", 5));
-	save(argv[1], "tcp6-sack", f, nf_tcp_opts(f, &v6, false, 1, 2, TCP_ACK, opts, sizeof(opts), "x", 1));
-	save(argv[1], "tcp4-qinq", f, nf_tcp(f, &q, true, 1, 2, TCP_SYN, NULL, 0));
-	save(argv[1], "udp6", f, nf_udp(f, &v6, true, "dns", 3));
-	save(argv[1], "icmp4", f, nf_icmp_echo(f, &v4, true, false, 1, 2, "ping", 4));
-	save(argv[1], "icmp6", f, nf_icmp_echo(f, &v6, true, true, 1, 2, "ping", 4));
-	save(argv[1], "arp", f, nf_arp(f, &v4, 1));
+	corpus_write(argv[1], "tcp4", f, nf_tcp(f, &v4, true, 1, 2, TCP_ACK | TCP_PSH, "hello", 5));
+	corpus_write(argv[1], "tcp6-sack", f, nf_tcp_opts(f, &v6, false, 1, 2, TCP_ACK, opts, sizeof(opts), "x", 1));
+	corpus_write(argv[1], "tcp4-qinq", f, nf_tcp(f, &q, true, 1, 2, TCP_SYN, NULL, 0));
+	corpus_write(argv[1], "udp6", f, nf_udp(f, &v6, true, "dns", 3));
+	corpus_write(argv[1], "icmp4", f, nf_icmp_echo(f, &v4, true, false, 1, 2, "ping", 4));
+	corpus_write(argv[1], "icmp6", f, nf_icmp_echo(f, &v6, true, true, 1, 2, "ping", 4));
+	corpus_write(argv[1], "arp", f, nf_arp(f, &v4, 1));
 	return 0;
 }
 #endif

@@ -53,14 +53,7 @@ int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* ---- strings ---- */
-void *memcpy(void *d, const void *s, size_t n);
-void *memmove(void *d, const void *s, size_t n);
-void *memset(void *d, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
-char *strchr(const char *s, int c);
+#include "guest_string.h"
 /* Decimal or 0x-hex; returns 0 and sets *out, or -1 if s is not a number up to `end`. */
 int parse_u64(const char *s, size_t len, uint64_t *out);
 

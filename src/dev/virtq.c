@@ -118,26 +118,27 @@ static int chain_add_seg(const struct virtq *q, struct virtq_chain *c, const str
 	return 0;
 }
 
-/* An indirect descriptor points at a table of len/16 descriptors whose chain
- * starts at entry 0 and ends the whole chain (it may not carry NEXT itself). */
 static int chain_walk_indirect(const struct virtq *q, struct virtq_chain *c,
-			       const struct virtq_desc *ind)
+			       const struct virtq_desc *ind);
+
+/*
+ * Follows a chain through a descriptor table of `entries` from `first`. A
+ * chain visits each entry at most once, so one step more means a loop.
+ */
+static int chain_walk_table(const struct virtq *q, struct virtq_chain *c, uint64_t table,
+			    uint32_t entries, uint32_t first, bool in_indirect)
 {
-	uint32_t entries, i = 0, steps = 0;
+	uint32_t i = first, steps = 0;
 	struct virtq_desc d;
 	int ret;
 
-	if (!q->indirect || (ind->flags & VIRTQ_DESC_F_NEXT) || ind->len == 0 ||
-	    ind->len % sizeof(d) != 0 || !gmem_ptr(q->mem, ind->addr, ind->len))
-		return -EINVAL;
-	entries = ind->len / sizeof(d);
 	for (;;) {
-		if (i >= entries || ++steps > entries) /* out of the table, or a loop */
+		if (i >= entries || ++steps > entries)
 			return -EINVAL;
-		if (gmem_read(q->mem, ind->addr + (uint64_t)i * sizeof(d), &d, sizeof(d)))
+		if (gmem_read(q->mem, table + (uint64_t)i * sizeof(d), &d, sizeof(d)))
 			return -EINVAL;
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) /* no nesting */
-			return -EINVAL;
+			return in_indirect ? -EINVAL : chain_walk_indirect(q, c, &d);
 		ret = chain_add_seg(q, c, &d);
 		if (ret < 0)
 			return ret;
@@ -147,27 +148,20 @@ static int chain_walk_indirect(const struct virtq *q, struct virtq_chain *c,
 	}
 }
 
+/* An indirect descriptor points at a table of len/16 descriptors whose chain
+ * starts at entry 0 and ends the whole chain (it may not carry NEXT itself). */
+static int chain_walk_indirect(const struct virtq *q, struct virtq_chain *c,
+			       const struct virtq_desc *ind)
+{
+	if (!q->indirect || (ind->flags & VIRTQ_DESC_F_NEXT) || ind->len == 0 ||
+	    ind->len % sizeof(struct virtq_desc) != 0 || !gmem_ptr(q->mem, ind->addr, ind->len))
+		return -EINVAL;
+	return chain_walk_table(q, c, ind->addr, ind->len / sizeof(struct virtq_desc), 0, true);
+}
+
 static int chain_walk(const struct virtq *q, uint16_t head, struct virtq_chain *c)
 {
-	uint32_t i = head, steps = 0;
-	struct virtq_desc d;
-	int ret;
-
-	for (;;) {
-		/* A chain visits at most size descriptors; one more means a loop. */
-		if (i >= q->size || ++steps > q->size)
-			return -EINVAL;
-		if (gmem_read(q->mem, q->desc + (uint64_t)i * sizeof(d), &d, sizeof(d)))
-			return -EINVAL;
-		if (d.flags & VIRTQ_DESC_F_INDIRECT)
-			return chain_walk_indirect(q, c, &d);
-		ret = chain_add_seg(q, c, &d);
-		if (ret < 0)
-			return ret;
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
-			return 0;
-		i = d.next;
-	}
+	return chain_walk_table(q, c, q->desc, q->size, head, false);
 }
 
 int virtq_pop_avail(struct virtq *q, struct virtq_chain *c)

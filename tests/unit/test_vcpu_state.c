@@ -34,23 +34,6 @@ static int teardown_vm(void **state)
 	return 0;
 }
 
-static uint64_t vcpu_rip(void)
-{
-	struct kvm_regs regs;
-
-	assert_int_equal(ioctl(vm.vcpu->fd, KVM_GET_REGS, &regs), 0);
-	return regs.rip;
-}
-
-static void set_vcpu_rip(uint64_t rip)
-{
-	struct kvm_regs regs;
-
-	assert_int_equal(ioctl(vm.vcpu->fd, KVM_GET_REGS, &regs), 0);
-	regs.rip = rip;
-	assert_int_equal(ioctl(vm.vcpu->fd, KVM_SET_REGS, &regs), 0);
-}
-
 /* The TSC runs between two saves: blank its value in a record so records compare. */
 static void blank_tsc(struct sbuf *rec)
 {
@@ -85,10 +68,10 @@ static void test_vcpu_save_load_roundtrip(void **state)
 	sbuf_init(&second);
 	assert_int_equal(vcpu_save(vm.vcpu, &first), 0);
 	assert_true(first.len > 4096); /* XSAVE area alone is 4 KiB */
-	set_vcpu_rip(0xdead000);
+	kvm_set_vcpu_rip(vm.vcpu->fd, 0xdead000);
 	sbuf_reader_init(&in, first.data, first.len);
 	assert_int_equal(vcpu_load(vm.vcpu, &in), 0);
-	assert_int_equal(vcpu_rip(), 0x100000);
+	assert_int_equal(kvm_vcpu_rip(vm.vcpu->fd), 0x100000);
 	assert_int_equal(vcpu_save(vm.vcpu, &second), 0);
 	blank_tsc(&first);
 	blank_tsc(&second);
@@ -106,7 +89,7 @@ static void test_vcpu_load_rejects_bad_records(void **state)
 	(void)state;
 	sbuf_init(&good);
 	assert_int_equal(vcpu_save(vm.vcpu, &good), 0);
-	set_vcpu_rip(0x200000);
+	kvm_set_vcpu_rip(vm.vcpu->fd, 0x200000);
 	/* Truncated anywhere: refused, and the vCPU keeps its state. */
 	for (size_t len = 0; len < good.len; len += 97) {
 		sbuf_reader_init(&in, good.data, len);
@@ -119,7 +102,7 @@ static void test_vcpu_load_rejects_bad_records(void **state)
 	good.data[8] ^= 0x01; /* first item length */
 	sbuf_reader_init(&in, good.data, good.len);
 	assert_int_equal(vcpu_load(vm.vcpu, &in), -EINVAL);
-	assert_int_equal(vcpu_rip(), 0x200000);
+	assert_int_equal(kvm_vcpu_rip(vm.vcpu->fd), 0x200000);
 	sbuf_free(&good);
 }
 

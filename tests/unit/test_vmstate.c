@@ -1150,23 +1150,6 @@ static void snap_equal(struct vm *vm, const struct machine_snap *a, const struct
 		sbuf_equal(&a->dev[i], &b->dev[i], vm->devices[i]->name);
 }
 
-static uint64_t kvm_rip(void)
-{
-	struct kvm_regs regs;
-
-	assert_int_equal(ioctl(kvm.vcpu->fd, KVM_GET_REGS, &regs), 0);
-	return regs.rip;
-}
-
-static void set_kvm_rip(uint64_t rip)
-{
-	struct kvm_regs regs;
-
-	assert_int_equal(ioctl(kvm.vcpu->fd, KVM_GET_REGS, &regs), 0);
-	regs.rip = rip;
-	assert_int_equal(ioctl(kvm.vcpu->fd, KVM_SET_REGS, &regs), 0);
-}
-
 static uint8_t serial_reg(int off)
 {
 	uint8_t v;
@@ -1189,7 +1172,7 @@ static void set_ioapic_entry(int pin, uint64_t bits)
 /* The real VM as state A: rip, a serial scratch register, an IOAPIC entry, RAM. */
 static void put_state(uint64_t rip, uint8_t scr, uint64_t ioapic, uint8_t ram_seed)
 {
-	set_kvm_rip(rip);
+	kvm_set_vcpu_rip(kvm.vcpu->fd, rip);
 	set_serial_reg(7, scr);
 	set_ioapic_entry(5, ioapic);
 	fill_page(&kvm, 0x200, ram_seed);
@@ -1228,7 +1211,7 @@ static void test_machine_roundtrip(void **state)
 	kserial->ops->reset(kserial);
 	set_serial_reg(7, 0x22);
 	snap_take(&kvm, &b);
-	assert_int_equal(kvm_rip(), 0xdead000);
+	assert_int_equal(kvm_vcpu_rip(kvm.vcpu->fd), 0xdead000);
 
 	/* Load (RAM too) and apply: back to state A exactly. */
 	assert_int_equal(load_bytes(l, &kvm, s.data, s.len, 1, 0), 0);
@@ -1238,7 +1221,7 @@ static void test_machine_roundtrip(void **state)
 	vmstate_loader_free(l);
 	snap_take(&kvm, &after);
 	snap_equal(&kvm, &a, &after);
-	assert_int_equal(kvm_rip(), 0x100000);
+	assert_int_equal(kvm_vcpu_rip(kvm.vcpu->fd), 0x100000);
 	assert_int_equal(serial_reg(7), 0x11);
 	assert_memory_equal(gmem_ptr(&kvm.mem, 0x200 * PAGE, PAGE), page_a, PAGE);
 
@@ -1327,7 +1310,7 @@ static void test_refused_record_rolls_back(void **state)
 		vmstate_loader_free(l);
 		snap_take(&kvm, &after);
 		snap_equal(&kvm, &before, &after);
-		assert_int_equal(kvm_rip(), 0xbeef000);
+		assert_int_equal(kvm_vcpu_rip(kvm.vcpu->fd), 0xbeef000);
 		assert_int_equal(serial_reg(7), 0x33);
 		assert_memory_equal(gmem_ptr(&kvm.mem, 0x200 * PAGE, PAGE), page, PAGE);
 		snap_free(&kvm, &before);
@@ -1343,7 +1326,7 @@ static void test_refused_record_rolls_back(void **state)
 	assert_int_equal(vmstate_apply_machine(l), -EINVAL);
 	assert_non_null(strstr(l->error, "stream has no state for device"));
 	vmstate_loader_free(l);
-	assert_int_equal(kvm_rip(), 0xbeef000);
+	assert_int_equal(kvm_vcpu_rip(kvm.vcpu->fd), 0xbeef000);
 	sbuf_free(&s);
 	sbuf_free(&bad);
 	free(l);

@@ -1,15 +1,7 @@
-/* The part of <string.h> lwIP uses; implemented in guest/lib/string.c. */
+/* The <string.h> lwIP includes: the guest's own string functions. */
 #ifndef GUEST_LWIP_LIBC_STRING_H
 #define GUEST_LWIP_LIBC_STRING_H
 
-#include "types.h"
-
-void *memcpy(void *d, const void *s, size_t n);
-void *memmove(void *d, const void *s, size_t n);
-void *memset(void *d, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
+#include "guest_string.h"
 
 #endif
