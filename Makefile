@@ -61,8 +61,16 @@ integration: all
 
 check: unit integration
 
-# libFuzzer targets (clang); each links the library sources it needs, rebuilt with sanitizers.
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Isrc -Iabi -fsanitize=fuzzer,address,undefined
+# libFuzzer targets (clang): the library is compiled once with sanitizers and
+# coverage into an archive each target links (it takes only what it uses).
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Isrc -Iabi -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/fuzz/%.o)
+$(BUILD)/obj/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/liblockstep-fuzz.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+-include $(FUZZ_LIB_OBJS:.o=.d)
 fuzz: $(FUZZ_BINS) $(BUILD)/fuzz/fuzz_guest_net
 
 # The guest's network stack for the host (as the host test builds it), with libFuzzer.
@@ -76,9 +84,9 @@ $(BUILD)/fuzz/fuzz_guest_net: fuzz/guest/fuzz_guest_net.c $(filter-out guest/tes
 		$(GUEST_FUZZ_LWIP_OBJS)
 	@mkdir -p $(dir $@)
 	clang $(GUEST_FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRCS)
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/liblockstep-fuzz.a
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
 
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 $(BUILD)/bench/%: bench/%.c $(BUILD)/liblockstep.a
