@@ -15,7 +15,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all unit check integration fuzz bench clean
+.PHONY: all unit check integration fuzz fuzz-run bench clean
 all: $(BUILD)/lockstep guest unit-bins
 
 include guest/guest.mk
@@ -69,9 +69,15 @@ $(BUILD)/obj/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/liblockstep-fuzz.a: $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 -include $(FUZZ_LIB_OBJS:.o=.d)
 fuzz: $(FUZZ_BINS) $(BUILD)/fuzz/fuzz_guest_net
+
+# Every fuzz target for FUZZ_SECONDS each, from a copy of its seed corpus (CI runs this).
+FUZZ_SECONDS ?= 10
+fuzz-run: fuzz
+	bash scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_BINS) $(BUILD)/fuzz/fuzz_guest_net
 
 # The guest's network stack for the host (as the host test builds it), with libFuzzer.
 GUEST_FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined \

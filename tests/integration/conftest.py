@@ -51,3 +51,8 @@ def netns(cleanup):
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
     return NetNS(cleanup)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "vhosts: starts virtual test hosts itself (runs on the outer "
+                            "machine, never inside a virtual host)")

@@ -102,22 +102,25 @@ def run_lockstep(args, timeout=10.0):
 class QMP:
     """A QMP client: greeting, capabilities, commands, events."""
 
-    def __init__(self, path, timeout=10.0, negotiate=True):
+    def __init__(self, path, timeout=10.0, negotiate=True, connect=None):
+        """connect: a function returning a connected socket, for monitors that are
+        not local UNIX sockets (inside a virtual host); default: connect to path."""
+        connect = connect or (lambda: _connect_unix(path, timeout))
         deadline = time.monotonic() + timeout
         while True:
+            self.buf, self.sock = b"", None
             try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock = connect()
                 self.sock.settimeout(timeout)
-                self.sock.connect(path)
+                self.greeting = self.recv()
                 break
-            except (FileNotFoundError, ConnectionRefusedError):
-                self.sock.close()
+            except (FileNotFoundError, ConnectionRefusedError, EOFError):
+                if self.sock:
+                    self.sock.close()
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.02)
-        self.buf = b""
+                time.sleep(0.05)
         self.events = []
-        self.greeting = self.recv()
         if negotiate:
             assert self.execute("qmp_capabilities") == {"return": {}}
 
@@ -171,6 +174,17 @@ class QMP:
 
     def close(self):
         self.sock.close()
+
+
+def _connect_unix(path, timeout):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class NetNS:
