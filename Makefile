@@ -100,7 +100,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/liblockstep.a
 	$(CC) $(CFLAGS) $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS)
 
 bench: all $(BENCH_BINS)
-	/usr/bin/python3 bench/run.py
+	bash scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD)

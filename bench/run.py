@@ -17,11 +17,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integ
 from harness import GUEST, LOCKSTEP, Cleanup, NetNS, VM  # noqa: E402
 
 
+VHOST_MARK = "/run/lockstep-vhost"  # written by scripts/vhost/init.sh
+
+
+def where():
+    """'vhost-tcg' inside a virtual test host (everything runs under TCG: compare only
+    ratios taken in the same run), 'native' elsewhere."""
+    return "vhost-tcg" if os.path.exists(VHOST_MARK) else "native"
+
+
 def emit(name, value, unit):
-    print(f"bench: {name} {value:.3f} {unit}", flush=True)
+    print(f"bench: {name} {value:.3f} {unit} [{where()}]", flush=True)
 
 
 def machine():
+    if where() == "vhost-tcg":
+        print("bench: where virtual test host (QEMU TCG with nested KVM): absolute times are several "
+              "times those on hardware and not comparable to them; ratios within this run are")
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:

@@ -15,6 +15,9 @@ PACKAGES=(
 	redis-server nginx-light                 # host-side reference servers for bench/services.py
 	xz-utils                                 # unpacks lwIP's source (scripts/fetch-lwip.sh)
 	valgrind                                 # leak checks of unit tests
+	python3-pytest-timeout                   # a time limit per integration test
+	qemu-system-x86 busybox-static kmod      # virtual test hosts (scripts/vhost): QEMU-TCG with
+	socat                                    #   AMD-V, their initramfs, module tree, monitor proxy
 )
 
 missing=()
@@ -32,3 +35,6 @@ fi
 scripts/fetch-lwip.sh
 
 make -j"$(nproc)" all
+
+# The virtual test hosts' kernel, modules and initramfs (cached in build/vhost).
+/usr/bin/python3 scripts/vhost/vhost.py prepare >/dev/null

@@ -33,6 +33,9 @@
 #define MEMP_NUM_ARP_QUEUE 512
 #define MEMP_NUM_ND6_QUEUE 512
 #define MEMP_NUM_MLD6_GROUP 8
+/* lwIP sizes this pool for its own cyclic timers only; the services add one-shot
+ * timeouts (the stream's connection retry), so leave room for them. */
+#define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 /* Received frames: one pool buffer holds a whole Ethernet frame. */
 #define PBUF_POOL_SIZE 8192
 #define PBUF_POOL_BUFSIZE 1536

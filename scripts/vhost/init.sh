@@ -36,6 +36,7 @@ $bb mkdir -p "/newroot/lib/modules/$kver"
 $bb mount --bind "/newroot$modules" "/newroot/lib/modules/$kver" || fail "no module tree"
 for d in run tmp dev/shm; do $bb mount -t tmpfs -o mode=1777 tmpfs "/newroot/$d"; done
 $bb chmod 755 /newroot/run
+echo "$name" >/newroot/run/lockstep-vhost # tells benchmarks and tests where they run
 $bb mkdir -p /newroot/dev/pts && $bb mount -t devpts devpts /newroot/dev/pts
 # Opening this node loads tun (there is no udev to make it from modules.devname).
 $bb mkdir -p /dev/net && $bb mknod /dev/net/tun c 10 200

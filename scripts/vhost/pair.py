@@ -11,7 +11,7 @@ Each host can lose power (`power_off`), freeze (`freeze`/`thaw`) or lose a cable
 import os
 import threading
 
-from vhost import ROOT, Lan, VhostError, VirtualHost
+from vhost import ROOT, Lan, VhostError, VirtualHost, qmp_command
 
 LOCKSTEP = os.path.join(ROOT, "build", "lockstep")
 GUEST = os.path.join(ROOT, "build", "guest", "testguest.elf")
@@ -89,6 +89,10 @@ class TwoHosts:
     def qmp_socket(self, role):
         """A socket to lockstep's QMP monitor in its host (for harness.QMP's connect=)."""
         return self.host_of(role).connect_unix(QMP_PATH[role])
+
+    def qmp(self, role, command, **arguments):
+        """One command on lockstep's monitor; its return value."""
+        return qmp_command(self.qmp_socket(role), command, **arguments)
 
     def console(self, role):
         r = self.host_of(role).run(["cat", CONSOLE_PATH[role]], timeout=30)

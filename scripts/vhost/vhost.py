@@ -55,12 +55,15 @@ class VhostError(Exception):
 
 def kernel_package():
     """The versioned kernel package behind Debian's linux-image-amd64."""
-    out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
-                         text=True).stdout
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("Depends: linux-image-"):
-            return line.split()[1]
+    for attempt in range(2):
+        out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
+                             text=True).stdout
+        for line in out.splitlines():
+            line = line.strip()
+            if line.startswith("Depends: linux-image-"):
+                return line.split()[1]
+        if attempt == 0 and os.geteuid() == 0:  # no package lists yet
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
     raise VhostError("apt-cache knows no linux-image-amd64: run `apt-get update` first")
 
 
@@ -503,21 +506,9 @@ class VirtualHost:
 
     def qmp(self, command, **arguments):
         """One command on QEMU's own monitor (not lockstep's)."""
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(self.qmp_path)
-            f = s.makefile("rwb")
-            f.readline()
-            for msg in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments}):
-                f.write(json.dumps(msg).encode() + b"\n")
-                f.flush()
-                while True:
-                    reply = json.loads(f.readline())
-                    if "event" not in reply:
-                        break
-                if "error" in reply:
-                    raise VhostError(f"QEMU {command}: {reply['error']}")
-            return reply.get("return")
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(self.qmp_path)
+        return qmp_command(sock, command, **arguments)
 
     # commands
 
@@ -557,6 +548,28 @@ class VirtualHost:
 
     def connect_unix(self, path):
         return self.connect(["socat", "-", f"UNIX-CONNECT:{path}"])
+
+
+def qmp_command(sock, command, **arguments):
+    """One command on a new QMP connection (greeting, capabilities, command); closes sock.
+    Returns the command's return value; a QMP error raises VhostError."""
+    with sock:
+        sock.settimeout(30)
+        f = sock.makefile("rwb")
+        f.readline()
+        for msg in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments}):
+            f.write(json.dumps(msg).encode() + b"\n")
+            f.flush()
+            while True:
+                line = f.readline()
+                if not line:
+                    raise VhostError(f"QMP {command}: the monitor closed the connection")
+                reply = json.loads(line)
+                if "event" not in reply:
+                    break
+            if "error" in reply:
+                raise VhostError(f"QMP {command}: {reply['error'].get('desc', reply['error'])}")
+        return reply.get("return")
 
 
 class _PortTaken(Exception):

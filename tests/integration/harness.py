@@ -17,6 +17,32 @@ LOCKSTEP = os.path.join(ROOT, "build", "lockstep")
 # LOCKSTEP_GUEST points the tests at another guest image (e.g. one built from another revision).
 GUEST = os.environ.get("LOCKSTEP_GUEST", os.path.join(ROOT, "build", "guest", "testguest.elf"))
 
+# The waits are tuned for hardware. Inside a virtual test host (scripts/vhost)
+# everything, lockstep and the guest included, runs under TCG several times
+# slower: every wait is scaled by this factor, none is removed.
+VHOST_MARK = "/run/lockstep-vhost"
+TIME_SCALE = float(os.environ.get("LOCKSTEP_TIME_SCALE") or (4 if os.path.exists(VHOST_MARK) else 1))
+
+
+def scaled(seconds):
+    return seconds * TIME_SCALE
+
+
+def wait_for(fn, timeout=10.0, what="condition", diagnose=None, poll=0.05):
+    """fn's first true value within timeout (scaled) seconds; an AssertionError naming
+    `what` (and diagnose()'s text) otherwise. OSError/EOFError from fn count as false."""
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+        except (OSError, EOFError):
+            v = None
+        if v:
+            return v
+        time.sleep(poll)
+    raise AssertionError(f"timeout ({scaled(timeout):g}s) waiting for {what}"
+                         + (f"\n{diagnose()}" if diagnose else ""))
+
 
 class Cleanup:
     def __init__(self):
@@ -62,7 +88,7 @@ class VM:
             return f.read().decode("utf-8", "replace")
 
     def wait_console(self, pattern, timeout=10.0):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         rx = re.compile(pattern)
         while time.monotonic() < deadline:
             m = rx.search(self.console())
@@ -80,7 +106,7 @@ class VM:
 
     def wait_exit(self, timeout=10.0):
         try:
-            return self.proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
             raise AssertionError(f"lockstep still running after {timeout}s; console:\n"
                                  f"{self.console()}\nstderr:\n{self.stderr()}")
@@ -95,7 +121,7 @@ class VM:
 def run_lockstep(args, timeout=10.0):
     """Runs lockstep to completion; returns (exit status, stdout, stderr)."""
     p = subprocess.run([LOCKSTEP] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=timeout)
+                       timeout=scaled(timeout))
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
@@ -105,6 +131,7 @@ class QMP:
     def __init__(self, path, timeout=10.0, negotiate=True, connect=None):
         """connect: a function returning a connected socket, for monitors that are
         not local UNIX sockets (inside a virtual host); default: connect to path."""
+        timeout = scaled(timeout)
         connect = connect or (lambda: _connect_unix(path, timeout))
         deadline = time.monotonic() + timeout
         while True:
@@ -159,6 +186,7 @@ class QMP:
         return self.reply()
 
     def wait_event(self, name, timeout=10.0):
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             for i, ev in enumerate(self.events):

@@ -12,7 +12,8 @@ import zlib
 import pytest
 
 from guest_net import GUEST_MAC, pattern
-from harness import GUEST, QMP, NetNS
+import harness
+from harness import GUEST, QMP, NetNS, scaled
 
 _port = [47800]
 
@@ -100,13 +101,7 @@ def counters(q):
 
 
 def wait_for(fn, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timeout waiting for {what}")
+    return harness.wait_for(fn, timeout, what)
 
 
 @pytest.fixture
@@ -134,13 +129,26 @@ def pair(start_vm, cleanup, tmp_path):
     return make
 
 
+def pair_state(pri, qp, sec, qs):
+    """Both consoles' ends and the primary's COLO figures, for a failed wait."""
+    text = ""
+    for name, vm, q in (("primary", pri, qp), ("secondary", sec, qs)):
+        text += (f"{name}: exit {vm.proc.poll()}\nconsole: {vm.console()[-800:]}\n"
+                 f"stderr: {vm.stderr()[-800:]}\n")
+        try:
+            text += f"colo: {q.execute('query-colo-status')}\ncompare: {q.execute('query-colo-compare')}\n"
+        except OSError as e:
+            text += f"monitor: {e}\n"
+    return text
+
+
 def start_client(net, script, *args):
     return subprocess.Popen(["ip", "netns", "exec", net.name, "/usr/bin/python3", "-c", script]
                             + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(p, timeout=60):
-    out, err = p.communicate(timeout=timeout)
+    out, err = p.communicate(timeout=scaled(timeout))
     return p.returncode, out.decode(), err.decode()
 
 
@@ -179,12 +187,12 @@ def test_clients_survive_primary_death(pair, tmp_path):
     assert code == 0, err + out
     acked = int(re.search(r"acked (\d+)", out).group(1))
     assert acked > 0
-    assert curl.wait(timeout=60) == 0, curl.stderr.read().decode()
+    assert curl.wait(timeout=scaled(60)) == 0, curl.stderr.read().decode()
     data = body.read_bytes()
     assert len(data) == size and data == pattern(size)
     crc = re.search(r"X-Checksum: crc32=([0-9a-f]{8})", headers.read_text()).group(1)
     assert crc == f"{zlib.crc32(data) & 0xffffffff:08x}"
-    out, err = bench.communicate(timeout=60)
+    out, err = bench.communicate(timeout=scaled(60))
     assert bench.returncode == 0 and b"rror" not in out + err, out + err
     # Every acknowledged SET is there, and new connections work.
     for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
@@ -213,7 +221,8 @@ def test_guest_initiated_stream_survives_failover(pair, tmp_path, v6):
     target = f"[{probe}]:9000" if v6 else f"{probe}:9000"
     net, pri, qp, sec, qs = pair(extra=f"connect={target},bytes={size}", services="echo+stream")
     listener = start_client(net, SLOW_LISTENER, probe, 9000, out)
-    wait_for(lambda: "stream: connected" in pri.console(), what="the guest to connect")
+    harness.wait_for(lambda: "stream: connected" in pri.console(), 20, "the guest to connect",
+                     diagnose=lambda: pair_state(pri, qp, sec, qs))
     time.sleep(1)
     fail_over(pri, qs)
     code, o, err = finish(listener, timeout=90)

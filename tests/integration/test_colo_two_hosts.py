@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import QMP, ROOT
+from harness import QMP, ROOT, wait_for
 
 sys.path.insert(0, f"{ROOT}/scripts/vhost")
 from pair import CLIENT_IP, GUEST_IP, TwoHosts  # noqa: E402
@@ -46,8 +46,8 @@ def pair(cleanup):
     hosts.start_primary(f"app=serve,ip={GUEST_IP}/24,services={SERVICES}",
                         extra=["--checkpoint-delay", "500", "--compare-timeout", "200"])
     qp = QMP("", timeout=60, connect=lambda: hosts.qmp_socket("primary"))
-    wait_for(lambda: mode(qs) == "secondary", 90, "the pair to enter COLO", hosts)
-    wait_for(lambda: ping(hosts, 1), 60, "the guest to answer on the LAN", hosts)
+    wait_for(lambda: mode(qs) == "secondary", 90, "the pair to enter COLO")
+    wait_for(lambda: ping(hosts, 1), 60, "the guest to answer on the LAN")
     return hosts, qp, qs
 
 
@@ -59,19 +59,6 @@ def diagnose(hosts):
             print(f"--- {role} guest console:\n{hosts.console(role)[-2000:]}")
         except Exception as e:
             print(f"--- {role} console unavailable: {e}")
-
-
-def wait_for(fn, timeout, what, hosts=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-        except (OSError, EOFError):
-            v = None
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timeout ({timeout}s) waiting for {what}")
 
 
 def mode(q):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from guest_net import GUEST_MAC, NetNS6, crc32_hex, pattern, start_serve
+from harness import scaled
 
 
 @pytest.fixture
@@ -246,6 +247,27 @@ def test_guest_initiated_stream(start_vm, ns, tmp_path, v6):
             listener.wait()
     assert out.read_bytes() == pattern(size)
     assert f"stream: connected to {target}" in vm.console()
+
+
+def test_guest_stream_retries_until_the_listener_is_up(start_vm, ns, tmp_path):
+    # Refused attempts are retried every second; each retry is a one-shot lwIP timeout,
+    # which once found lwIP's timeout pool sized for its own timers only (assertion).
+    import subprocess
+    size = 100_000
+    out = tmp_path / "stream.bin"
+    vm = start_serve(start_vm, ns, services="echo+stream", extra=f"connect={ns.HOST_IP}:9000,bytes={size}")
+    time.sleep(scaled(3.5))  # three refused attempts at least
+    assert "stream: connected" not in vm.console() and vm.proc.poll() is None, vm.console()
+    listener = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", LISTENER,
+                                 ns.HOST_IP, "9000", str(out)])
+    try:
+        vm.wait_console(rf"stream: done bytes={size}", timeout=30)
+        assert listener.wait(timeout=scaled(30)) == 0
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    assert out.read_bytes() == pattern(size)
 
 
 # ---- initial sequence numbers ----
