@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "cli/monitor_client.h"
 #include "cli/run_args.h"
 #include "dev/serial.h"
 #include "dev/testdev.h"
@@ -325,11 +326,13 @@ int main(int argc, char **argv)
 	if (argc >= 2 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "primary") == 0 ||
 			  strcmp(argv[1], "secondary") == 0))
 		return cmd_run(argc - 1, argv + 1);
+	if (argc >= 2 && (strcmp(argv[1], "failover") == 0 || strcmp(argv[1], "status") == 0))
+		return cmd_monitor(argc - 1, argv + 1);
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(run_usage, stdout);
 		return 0;
 	}
-	log_error("%s%s: expected a command: run, primary or secondary",
+	log_error("%s%s: expected a command: run, primary, secondary, failover or status",
 		  argc < 2 ? "missing command" : "unknown command ",
 		  argc < 2 ? "" : argv[1]);
 	fputs(run_usage, stderr);

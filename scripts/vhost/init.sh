@@ -28,18 +28,18 @@ $bb mount -t tmpfs -o mode=0755 tmpfs /rw || fail "cannot mount tmpfs"
 $bb mkdir -p /rw/upper /rw/work
 $bb mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot \
 	|| fail "cannot mount the overlay"
-$bb mkdir -p "/newroot$worktree"
-$bb mount -t 9p -o "$opts,cache=none" worktree "/newroot$worktree" || fail "cannot mount $worktree"
-
-kver=$($bb uname -r)
-$bb mkdir -p "/newroot/lib/modules/$kver"
-$bb mount --bind "/newroot$modules" "/newroot/lib/modules/$kver" || fail "no module tree"
+# Fresh /run, /tmp and /dev/shm first: the work tree may live under one of them.
 for d in run tmp dev/shm; do $bb mount -t tmpfs -o mode=1777 tmpfs "/newroot/$d"; done
 $bb chmod 755 /newroot/run
 echo "$name" >/newroot/run/lockstep-vhost # tells benchmarks and tests where they run
 $bb mkdir -p /newroot/dev/pts && $bb mount -t devpts devpts /newroot/dev/pts
 # Opening this node loads tun (there is no udev to make it from modules.devname).
 $bb mkdir -p /dev/net && $bb mknod /dev/net/tun c 10 200
+$bb mkdir -p "/newroot$worktree"
+$bb mount -t 9p -o "$opts,cache=none" worktree "/newroot$worktree" || fail "cannot mount $worktree"
+kver=$($bb uname -r)
+$bb mkdir -p "/newroot/lib/modules/$kver"
+$bb mount --bind "/newroot$modules" "/newroot/lib/modules/$kver" || fail "no module tree"
 $bb hostname "$name"
 $bb ip link set lo up
 for i in /sys/class/net/*; do # NICs by MAC: vhost.nics=NAME@MAC,...

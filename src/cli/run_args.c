@@ -17,7 +17,9 @@ const char run_usage[] =
 	"                    [--compare-timeout MS] [--compare-scan MS] [--compare-queue N]\n"
 	"                    [--mismatch-pcap FILE]\n"
 	"                    [the VM options of run]\n"
-	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n";
+	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n"
+	"       lockstep failover --qmp SOCKETPATH   (a secondary that lost its primary takes over)\n"
+	"       lockstep status --qmp SOCKETPATH     (the VM's and COLO's state)\n";
 
 int parse_size(const char *s, uint64_t *out)
 {

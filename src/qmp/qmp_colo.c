@@ -12,10 +12,14 @@
 #include "state/colo.h"
 #include "state/migrate.h"
 
-static void on_colo_exit(void *opaque, enum colo_mode mode, enum colo_exit_reason reason)
+static void on_colo_exit(void *opaque, enum colo_mode mode, enum colo_exit_reason reason, bool waiting)
 {
-	qmp_emit_event(opaque, "COLO_EXIT", json_pack("{s:s, s:s}", "mode", colo_mode_name(mode),
-							      "reason", colo_exit_reason_name(reason)));
+	json_t *data = json_pack("{s:s, s:s}", "mode", colo_mode_name(mode), "reason",
+				 colo_exit_reason_name(reason));
+
+	if (waiting) /* a secondary, stopped until x-colo-lost-heartbeat decides */
+		json_object_set_new(data, "x-waiting-for-decision", json_true());
+	qmp_emit_event(opaque, "COLO_EXIT", data);
 }
 
 static int set_one_capability(struct migration *m, json_t *cap, struct qmp_error *err)
@@ -94,17 +98,20 @@ static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *
 	enum colo_exit_reason reason;
 	char error[256];
 	int failover;
+	bool waiting;
 	json_t *r;
 
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
-	colo_query(m->colo, &mode, &last, &reason, &failover);
+	colo_query(m->colo, &mode, &last, &reason, &failover, &waiting);
 	colo_get_error(m->colo, error, sizeof(error));
 	r = json_pack("{s:s, s:s, s:s, s:s}", "mode", colo_mode_name(mode), "last-mode",
 		      colo_mode_name(last), "reason", colo_exit_reason_name(reason),
 		      "x-failover-state", colo_failover_name(failover));
 	if (error[0] && reason == COLO_EXIT_ERROR)
 		json_object_set_new(r, "x-error", json_string(error));
+	if (waiting) /* stopped: x-colo-lost-heartbeat (lockstep failover) decides the takeover */
+		json_object_set_new(r, "x-waiting-for-decision", json_true());
 	return r;
 }
 
@@ -169,10 +176,11 @@ static json_t *cmd_colo_checkpoint(json_t *args, struct qmp_error *err, void *op
 	enum colo_mode mode, last;
 	enum colo_exit_reason reason;
 	int failover;
+	bool waiting;
 
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
-	colo_query(m->colo, &mode, &last, &reason, &failover);
+	colo_query(m->colo, &mode, &last, &reason, &failover, &waiting);
 	if (mode != COLO_MODE_PRIMARY)
 		qmp_error_set(err, QMP_ERR_GENERIC, "checkpoints are taken by a COLO primary (this VM: %s)",
 			      colo_mode_name(mode));

@@ -24,6 +24,7 @@ void colo_init(struct colo *c, struct vm *vm)
 	c->trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->delay_ms = COLO_DEFAULT_DELAY_MS;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->decision, NULL);
 	sbuf_init(&c->device_blob);
 }
 
@@ -32,6 +33,8 @@ static void colo_stop_thread(struct colo *c)
 	pthread_mutex_lock(&c->lock);
 	if (c->running && c->fd >= 0)
 		shutdown(c->fd, SHUT_RDWR);
+	c->abandon = true; /* a secondary waiting for a decision leaves without one */
+	pthread_cond_broadcast(&c->decision);
 	pthread_mutex_unlock(&c->lock);
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
@@ -46,6 +49,7 @@ void colo_destroy(struct colo *c)
 	if (c->listen_fd >= 0)
 		close(c->listen_fd);
 	sbuf_free(&c->device_blob);
+	pthread_cond_destroy(&c->decision);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -100,7 +104,10 @@ int colo_lost_heartbeat(struct colo *c)
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (!c->running || c->leaving) {
+	if (c->waiting) {
+		c->decided = true;
+		pthread_cond_signal(&c->decision);
+	} else if (!c->running || c->leaving) {
 		ret = -ENOTCONN;
 	} else if (c->applying) {
 		/* The secondary is applying a checkpoint: failing over now would start
@@ -117,7 +124,7 @@ int colo_lost_heartbeat(struct colo *c)
 }
 
 void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
-		enum colo_exit_reason *reason, int *failover)
+		enum colo_exit_reason *reason, int *failover, bool *waiting)
 {
 	pthread_mutex_lock(&c->lock);
 	*mode = c->running ? c->mode : COLO_MODE_NONE;
@@ -126,6 +133,7 @@ void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
 			  ? COLO_EXIT_PROCESSING
 			  : c->reason;
 	*failover = __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE);
+	*waiting = c->waiting;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -361,6 +369,7 @@ struct colo_exit_event {
 	struct colo *c;
 	enum colo_mode mode;
 	enum colo_exit_reason reason;
+	bool waiting;
 };
 
 static void deliver_exit(void *arg)
@@ -368,8 +377,20 @@ static void deliver_exit(void *arg)
 	struct colo_exit_event *e = arg;
 
 	if (e->c->on_exit)
-		e->c->on_exit(e->c->exit_opaque, e->mode, e->reason);
+		e->c->on_exit(e->c->exit_opaque, e->mode, e->reason, e->waiting);
 	free(e);
+}
+
+/* COLO_EXIT, delivered on the event loop (the monitor lives there). */
+static void post_exit(struct colo *c, enum colo_mode mode, enum colo_exit_reason reason, bool waiting)
+{
+	struct colo_exit_event *e = malloc(sizeof(*e));
+
+	if (!e)
+		return;
+	*e = (struct colo_exit_event){ c, mode, reason, waiting };
+	if (!c->vm->loop || evloop_post(c->vm->loop, deliver_exit, e) < 0)
+		free(e);
 }
 
 /*
@@ -387,20 +408,60 @@ void colo_leave_loop(struct colo *c)
 }
 
 /*
- * The COLO thread is leaving: failover is completed if it was asked for
- * (reason "request"), otherwise this is an error exit. Either way the VM runs
- * on alone, which the caller has already arranged.
+ * A secondary whose primary is gone (dead, silent or in error), its VM
+ * stopped: COLO has ended with an error and it says it waits (COLO_EXIT,
+ * query-colo-status), then blocks until x-colo-lost-heartbeat decides the
+ * takeover (true) or the process ends (false). It never decides on its own: a
+ * silent primary may still be serving. An arbiter's lease would decide here.
  */
-void colo_finish(struct colo *c)
+bool colo_await_takeover(struct colo *c)
 {
-	struct colo_exit_event *e = malloc(sizeof(*e));
+	bool decided;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->fd >= 0) { /* a primary that comes back finds no secondary and runs alone */
+		shutdown(c->fd, SHUT_RDWR);
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->waiting = true;
+	c->decided = false;
+	c->exit_announced = true;
+	c->last_mode = c->mode;
+	c->reason = COLO_EXIT_ERROR;
+	c->running = false;
+	pthread_mutex_unlock(&c->lock);
+	post_exit(c, c->mode, COLO_EXIT_ERROR, true);
+	pthread_mutex_lock(&c->lock);
+	while (!c->decided && !c->abandon)
+		pthread_cond_wait(&c->decision, &c->lock);
+	decided = c->decided;
+	c->waiting = false;
+	if (decided)
+		__atomic_store_n(&c->failover, COLO_FAILOVER_ACTIVE, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&c->lock);
+	return decided;
+}
+
+/*
+ * The COLO thread is leaving: failover is completed if it was asked for
+ * (reason "request"), otherwise this is an error exit. If vm_runs_alone, the
+ * caller has arranged that, and the failover hooks take the host's backends.
+ */
+void colo_finish(struct colo *c, bool vm_runs_alone)
+{
 	bool requested = colo_failover_cas(c, COLO_FAILOVER_ACTIVE, COLO_FAILOVER_COMPLETED);
+	enum colo_exit_reason reason = requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR;
 	enum colo_mode mode;
+	bool announced;
 
 	pthread_mutex_lock(&c->lock);
 	mode = c->mode;
 	c->last_mode = mode;
-	c->reason = requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR;
+	announced = c->exit_announced;
+	if (!announced) /* else the reason stays the error that began the wait */
+		c->reason = reason;
+	c->exit_announced = false;
 	c->running = false;
 	if (c->fd >= 0)
 		close(c->fd);
@@ -408,10 +469,8 @@ void colo_finish(struct colo *c)
 	pthread_mutex_unlock(&c->lock);
 	stream_in_free(&c->in);
 	stream_out_free(&c->out);
-	colo_run_hooks(c, COLO_HOOK_FAILOVER);
-	if (!e)
-		return;
-	*e = (struct colo_exit_event){ c, mode, requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR };
-	if (!c->vm->loop || evloop_post(c->vm->loop, deliver_exit, e) < 0)
-		free(e);
+	if (vm_runs_alone)
+		colo_run_hooks(c, COLO_HOOK_FAILOVER);
+	if (!announced)
+		post_exit(c, mode, reason, false);
 }

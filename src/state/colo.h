@@ -19,7 +19,10 @@
  * the last checkpoint, so it can take over at any instant from a consistent
  * state. Both sides send a heartbeat while idle; a peer silent for
  * COLO_PEER_TIMEOUT_MS or a broken socket ends COLO on the survivor with
- * reason "error", and the survivor's VM runs on alone.
+ * reason "error". Never two serving copies: a primary that loses its secondary
+ * runs on alone (its output is what clients saw); a secondary that loses its
+ * primary stops its VM and waits for a decision (x-colo-lost-heartbeat), since
+ * a primary that only went silent (a partition, a stall) may still serve.
  */
 #ifndef LOCKSTEP_STATE_COLO_H
 #define LOCKSTEP_STATE_COLO_H
@@ -102,7 +105,9 @@ struct colo_hook {
 	void *opaque;
 };
 
-typedef void (*colo_exit_fn)(void *opaque, enum colo_mode mode, enum colo_exit_reason reason);
+/* waiting: a secondary that stopped its VM and waits for the takeover decision. */
+typedef void (*colo_exit_fn)(void *opaque, enum colo_mode mode, enum colo_exit_reason reason,
+			     bool waiting);
 
 struct colo {
 	struct vm *vm;
@@ -137,6 +142,12 @@ struct colo {
 	bool applying;              /* a checkpoint is being applied: failover waits */
 	bool leaving;               /* the COLO thread left its loop: no new failover request */
 	struct sbuf device_blob;
+	/* After losing the primary: the VM is stopped until a decision. */
+	bool waiting;               /* waiting for the takeover decision */
+	bool decided;               /* take over (x-colo-lost-heartbeat while waiting) */
+	bool abandon;               /* the process ends: leave without taking over */
+	bool exit_announced;        /* COLO_EXIT already sent (when the wait began) */
+	pthread_cond_t decision;
 
 	/* Test hooks */
 	uint32_t test_apply_delay_ms;
@@ -172,11 +183,13 @@ int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool chec
 void colo_request_checkpoint(struct colo *c, enum colo_reason why);
 /* x-checkpoint-delay changed: store it, and checkpoint at once if COLO runs. */
 void colo_set_delay(struct colo *c, uint32_t delay_ms);
-/* x-colo-lost-heartbeat. -ENOTCONN if COLO is not running, -EALREADY if a failover is under way. */
+/* x-colo-lost-heartbeat: during COLO, fail over now; on a secondary waiting after
+ * losing its primary, the decision to take over. -ENOTCONN if neither, -EALREADY
+ * if a failover is under way. */
 int colo_lost_heartbeat(struct colo *c);
 
 void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
-		enum colo_exit_reason *reason, int *failover);
+		enum colo_exit_reason *reason, int *failover, bool *waiting);
 void colo_get_stats(struct colo *c, struct colo_stats *out);
 /* Why COLO ended with an error ("" if it did not). */
 void colo_get_error(struct colo *c, char *buf, size_t len);
@@ -197,9 +210,13 @@ int colo_heartbeat(struct colo *c);
 int colo_keepalive(struct colo *c);
 int colo_peer_silent(struct colo *c);
 void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Secondary, its primary lost: the one place that decides a takeover. */
+bool colo_await_takeover(struct colo *c);
 void colo_run_hooks(struct colo *c, enum colo_hook_point at);
 void colo_record_pause(struct colo *c, uint64_t pause_us);
-void colo_finish(struct colo *c);
+/* vm_runs_alone: the VM runs on without COLO (the failover hooks run); false
+ * when a waiting secondary is abandoned without a decision. */
+void colo_finish(struct colo *c, bool vm_runs_alone);
 void colo_leave_loop(struct colo *c);
 bool colo_failover_cas(struct colo *c, int from, int to);
 void *colo_primary_thread(void *arg);

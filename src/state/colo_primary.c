@@ -237,7 +237,7 @@ void *colo_primary_thread(void *arg)
 	colo_leave_loop(c);
 	if (c->resume_vm)
 		vm_resume(c->vm);
-	colo_finish(c);
+	colo_finish(c, true);
 	free(c->bitmap);
 	c->bitmap = NULL;
 	return NULL;

@@ -251,6 +251,21 @@ static int secondary_loop(struct colo *c)
 	return ret;
 }
 
+/*
+ * COLO has ended. A failover that was asked for takes over at once. Any other
+ * end (the primary dead, silent, or in error) stops the SVM where it is (its
+ * state follows the last checkpoint it fully applied, and its output matched
+ * the primary's) and waits for the decision.
+ */
+static bool secondary_take_over(struct colo *c)
+{
+	if (__atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_ACTIVE)
+		return true;
+	if (vm_get_state(c->vm) == VM_STATE_RUNNING)
+		vm_pause_quiet(c->vm);
+	return colo_await_takeover(c);
+}
+
 void *colo_secondary_thread(void *arg)
 {
 	struct colo *c = arg;
@@ -266,12 +281,17 @@ void *colo_secondary_thread(void *arg)
 	else
 		secondary_loop(c);
 	colo_leave_loop(c);
+	if (!secondary_take_over(c)) {
+		secondary_cache_free(c);
+		colo_finish(c, false);
+		return NULL;
+	}
 	/* The SVM becomes the VM: it takes its host backends and runs on. */
 	if (vm_attach_backends(c->vm, &failed) < 0)
 		colo_fail(c, "failover: cannot take the backend of %s", failed);
 	if (vm_get_state(c->vm) == VM_STATE_PAUSED)
 		vm_resume_quiet(c->vm);
 	secondary_cache_free(c);
-	colo_finish(c);
+	colo_finish(c, true);
 	return NULL;
 }

@@ -153,17 +153,19 @@ def test_primary_killed_secondary_takes_over(colo_pair):
     wait_for(lambda: checkpoints(qs) > n, what="the checkpoint")
     at_checkpoint = counters(pri)[-1]
     pri.proc.send_signal(signal.SIGKILL)
-    r = qs.execute("x-colo-lost-heartbeat")
-    # Either we were first (a requested failover) or the secondary had already
-    # seen the socket close (an error exit); both leave the guest running.
-    reason = "request" if r == {"return": {}} else "error"
-    if reason == "error":
-        assert r["error"]["desc"] == "VM is not in COLO mode"
+    # The decision. Either it came first (a requested failover), or the secondary had
+    # already seen the socket close, stopped its guest and waited (an error exit) until
+    # this decision: both take over.
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
     ev = qs.wait_event("COLO_EXIT")
-    assert ev["data"] == {"mode": "secondary", "reason": reason}
+    assert ev["data"] in ({"mode": "secondary", "reason": "request"},
+                          {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}), ev
+    reason = ev["data"]["reason"]
+    wait_for(lambda: qs.execute("query-status")["return"]["status"] == "running",
+             what="the secondary to run")
     st = qs.execute("query-colo-status")["return"]
     assert st["mode"] == "none" and st["last-mode"] == "secondary" and st["reason"] == reason
-    assert qs.execute("query-status")["return"]["status"] == "running"
+    assert st["x-failover-state"] == "completed" and "x-waiting-for-decision" not in st
     seen = len(counters(sec))
     later = wait_for(lambda: counters(sec)[seen:][:3] if len(counters(sec)) >= seen + 3 else None,
                      what="the secondary's guest to go on")
@@ -184,6 +186,26 @@ def test_secondary_killed_primary_runs_on(colo_pair):
     pri.wait_console(rf"counter={n + 5}\b")
 
 
+def assert_guest_stopped(vm, seconds=1.0):
+    """vm's guest makes no progress for `seconds` (scaled)."""
+    n = len(counters(vm))
+    time.sleep(scaled(seconds))
+    assert len(counters(vm)) == n, "the guest still runs"
+
+
+def assert_waits_for_decision(qs, sec, why):
+    """The secondary lost its primary: stopped, saying so, until a decision."""
+    ev = qs.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"] == {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}, ev
+    st = qs.execute("query-colo-status")["return"]
+    assert st["mode"] == "none" and st["last-mode"] == "secondary" and st["reason"] == "error", st
+    assert st["x-waiting-for-decision"] is True and why in st.get("x-error", ""), st
+    assert qs.execute("query-status")["return"]["status"] == "paused"
+    # Not even the monitor resumes it: only the decision does.
+    assert "error" in qs.execute("cont")
+    assert_guest_stopped(sec)
+
+
 def test_silent_primary_detected(colo_pair):
     pri, qp, sec, qs = colo_pair(delay=100)
     wait_for(lambda: checkpoints(qs) >= 3, what="3 checkpoints")
@@ -192,10 +214,19 @@ def test_silent_primary_detected(colo_pair):
         t0 = time.monotonic()
         ev = qs.wait_event("COLO_EXIT", timeout=10)
         waited = time.monotonic() - t0
-        assert ev["data"] == {"mode": "secondary", "reason": "error"}
-        assert waited < 6  # the peer timeout is 3 s
+        assert ev["data"] == {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}
+        assert waited < 3 + scaled(3)  # the peer timeout is 3 s
+        st = qs.execute("query-colo-status")["return"]
+        assert st["x-waiting-for-decision"] is True and "silent" in st.get("x-error", ""), st
+        assert qs.execute("query-status")["return"]["status"] == "paused"
+        assert_guest_stopped(sec)
+        # The operator decides: the secondary takes over and its guest runs alone.
+        assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
         n = len(counters(sec))
         wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run alone")
+        st = qs.execute("query-colo-status")["return"]
+        assert st["x-failover-state"] == "completed" and "x-waiting-for-decision" not in st
+        assert qs.execute("x-colo-lost-heartbeat")["error"]["desc"] == "VM is not in COLO mode"
     finally:
         pri.proc.send_signal(signal.SIGCONT)
 
@@ -228,17 +259,14 @@ def test_corrupted_checkpoint_ends_colo_on_receiver(colo_pair):
     time.sleep(0.3)
     assert qp.execute("x-colo-test", {"corrupt-next-checkpoint": True}) == {"return": {}}
     qp.execute("x-colo-checkpoint")
-    ev = qs.wait_event("COLO_EXIT", timeout=10)
-    assert ev["data"] == {"mode": "secondary", "reason": "error"}
-    assert "corrupted" in qs.execute("query-colo-status")["return"].get("x-error", ""), \
-        qs.execute("query-colo-status")
+    # One copy serves: the primary (its output is what clients saw) runs on alone;
+    # the secondary keeps its last good state, stopped, until someone decides.
+    assert_waits_for_decision(qs, sec, "corrupted")
     assert qp.wait_event("COLO_EXIT", timeout=10)["data"] == {"mode": "primary", "reason": "error"}
-    # Neither side is left stopped.
-    assert qs.execute("query-status")["return"]["status"] == "running"
     assert qp.execute("query-status")["return"]["status"] == "running"
-    for vm in (pri, sec):
-        n = len(counters(vm))
-        wait_for(lambda: len(counters(vm)) > n + 3, what="both guests to run")
+    n = len(counters(pri))
+    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run on")
+    assert_guest_stopped(sec)
 
 
 def test_lost_heartbeat_outside_colo(start_vm, tmp_path):

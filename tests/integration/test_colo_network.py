@@ -153,10 +153,12 @@ def finish(p, timeout=60):
 
 
 def fail_over(pri, qs):
+    """The primary dies; the secondary stops and waits; the operator decides the takeover."""
     pri.proc.send_signal(signal.SIGKILL)
     pri.proc.wait()
     ev = qs.wait_event("COLO_EXIT", timeout=10)
-    assert ev["data"]["mode"] == "secondary"
+    assert ev["data"] == {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}, ev
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
 
 
 def redis(net, *args):

@@ -6,10 +6,9 @@ outside both hosts. Each test asserts the promise, not liveness: at most one
 copy of the guest serves with network output, no client connection is reset,
 no acknowledged write is lost.
 
-What lockstep does today in the fault cases that issue 10 fixes (the secondary
-takes over on its own after 3 s of silence, so a frozen primary that comes back
-or a partition leaves two serving copies) is shown by tests that fail with
-SplitBrain and are marked as expected failures naming that issue.
+A secondary that loses its primary (dead, frozen, or cut off) stops its guest
+and waits for a decision (x-colo-lost-heartbeat, `lockstep failover`): a frozen
+primary that comes back, or a partition, never leaves two serving copies.
 """
 import re
 import subprocess
@@ -21,14 +20,13 @@ import pytest
 from harness import QMP, ROOT, wait_for
 
 sys.path.insert(0, f"{ROOT}/scripts/vhost")
-from pair import CLIENT_IP, GUEST_IP, TwoHosts  # noqa: E402
+from pair import GUEST_IP, LOCKSTEP, QMP_PATH, TwoHosts  # noqa: E402
 from test_colo_network import ECHO_SESSION, KV_WRITER  # noqa: E402
 
 pytestmark = pytest.mark.vhosts
 
 SILENCE = 3.0  # lockstep's heartbeat: a peer silent this long is gone (docs/colo.md)
 SERVICES = "echo+kv+http"
-ISSUE_10 = "issue 10: the secondary takes over on its own, so both copies serve"
 
 
 class SplitBrain(AssertionError):
@@ -97,6 +95,12 @@ def assert_one_serving(hosts, role_alive):
     return copies[0]
 
 
+def assert_secondary_waits(qs):
+    st = qs.execute("query-colo-status")["return"]
+    assert st.get("x-waiting-for-decision") is True and st["last-mode"] == "secondary", st
+    assert qs.execute("query-status")["return"]["status"] == "paused"
+
+
 def start_load(hosts, seconds):
     """An echo session and a KV writer on persistent connections, and redis-benchmark."""
     def py(script, *args):
@@ -142,9 +146,13 @@ def test_primary_power_loss_under_load(pair):
     wait_for(lambda: checkpoints(qp) >= 3, 30, "checkpoints under load")
     time.sleep(2)
     hosts.hosts["a"].power_off()  # no FIN, no RST: lockstep, its TAP and the host kernel vanish
-    # The failover decision (an operator or an arbiter) on the secondary.
-    r = qs.execute("x-colo-lost-heartbeat")
-    assert "return" in r or "already" in r["error"]["desc"], r
+    # The secondary notices, stops its guest and waits; the decision (an operator,
+    # later an arbiter) is `lockstep failover` on host B.
+    ev = qs.wait_event("COLO_EXIT", timeout=SILENCE + 20)
+    assert ev["data"]["x-waiting-for-decision"] is True, ev
+    assert serving(qs) is False
+    r = hosts.hosts["b"].run([LOCKSTEP, "failover", "--qmp", QMP_PATH["secondary"]], timeout=60)
+    assert r.returncode == 0 and "takes over" in r.stdout, r
     wait_for(lambda: serving(qs), 30, "the secondary to serve")
     check_clients(hosts, load)
     assert assert_one_serving(hosts, {"primary": False, "secondary": True}) == "secondary"
@@ -163,33 +171,33 @@ def test_secondary_power_loss_under_load(pair):
     assert qp.execute("query-colo-status")["return"]["mode"] == "none"
 
 
-@pytest.mark.xfail(reason=ISSUE_10, raises=SplitBrain, strict=True)
 def test_frozen_primary_host_comes_back(pair):
     hosts, qp, qs = pair
     hosts.hosts["a"].freeze()
     time.sleep(SILENCE + 4)
+    assert_secondary_waits(qs)
     hosts.hosts["a"].thaw()
     time.sleep(SILENCE + 2)
     # The primary's output was what clients saw: it must be the only copy that serves.
     assert assert_one_serving(hosts, {"primary": True, "secondary": True}) == "primary"
 
 
-@pytest.mark.xfail(reason=ISSUE_10, raises=SplitBrain, strict=True)
 def test_partition_between_hosts(pair):
     hosts, qp, qs = pair
     hosts.cut("a", "repl")
     time.sleep(SILENCE + 4)
+    assert_secondary_waits(qs)
     # Both hosts still reach the clients: only the primary may serve them.
     assert assert_one_serving(hosts, {"primary": True, "secondary": True}) == "primary"
     assert ping(hosts, 3)
 
 
-@pytest.mark.xfail(reason=ISSUE_10, raises=SplitBrain, strict=True)
 def test_primary_isolated_from_everyone(pair):
     hosts, qp, qs = pair
     hosts.cut("a", "repl")
     hosts.cut("a", "lan")
     time.sleep(SILENCE + 4)
+    assert_secondary_waits(qs)
     hosts.mend("a", "lan")
     hosts.mend("a", "repl")
     time.sleep(1)
