@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vhost"))
-from pair import CLIENT_IP, GUEST_IP, TwoHosts  # noqa: E402
+from pair import CLIENT_IP, GUEST_IP, LOCKSTEP, QMP_PATH, TwoHosts  # noqa: E402
 from vhost import VhostError  # noqa: E402
 
 
@@ -106,13 +106,18 @@ def demo():
         say("Pulling the power on host A (the primary's QEMU is killed: no FIN, no RST, nothing)")
         t_loss = time.monotonic()
         hosts.hosts["a"].power_off()
-        say("Failover decision on host B: x-colo-lost-heartbeat (an operator or an arbiter makes it)")
-        try:
-            hosts.qmp("secondary", "x-colo-lost-heartbeat")
-        except VhostError as e:  # the secondary may have noticed the silence first
-            say(f"  secondary: {e}")
-        wait_for(lambda: hosts.qmp("secondary", "query-colo-status")["mode"] == "none", 30,
-                 "the secondary to leave COLO")
+        wait_for(lambda: hosts.qmp("secondary", "query-colo-status").get("x-waiting-for-decision"), 30,
+                 "the secondary to notice")
+        st = hosts.qmp("secondary", "query-colo-status")
+        say(f"Host B noticed ({st.get('x-error', 'primary lost')}): its copy is stopped, waiting for a"
+            " decision, since a primary that only went silent could still be serving")
+        say("The decision, on host B: lockstep failover (host A is known to be dead)")
+        r = hosts.hosts["b"].run([LOCKSTEP, "failover", "--qmp", QMP_PATH["secondary"]], timeout=60)
+        if r.returncode != 0:
+            raise VhostError(f"lockstep failover: {r.stderr.strip()}")
+        say(f"  {r.stdout.strip()}")
+        wait_for(lambda: hosts.qmp("secondary", "query-status")["status"] == "running", 30,
+                 "the secondary to run")
         time.sleep(5)
         writer.stop.set()
         writer.thread.join(timeout=30)

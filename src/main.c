@@ -236,6 +236,8 @@ static int run_setup(struct run_ctx *c)
 	c->vm_created = 1;
 	migration_init(&c->migration, &c->vm, NULL, NULL);
 	colo_init(&c->colo, &c->vm);
+	if (c->args.peer_timeout_ms) /* a peer silent this long is gone */
+		c->colo.peer_timeout_ms = c->args.peer_timeout_ms;
 	c->migration.colo = &c->colo;
 	colo_add_hook(&c->colo, COLO_HOOK_FAILOVER, run_on_colo_end, &c->migration);
 	c->migration_ready = 1;

@@ -15,9 +15,10 @@ const char run_usage[] =
 	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT] [--verbose]\n"
 	"       lockstep primary --kernel ELF --peer HOST:PORT [--checkpoint-delay MS]\n"
 	"                    [--compare-timeout MS] [--compare-scan MS] [--compare-queue N]\n"
-	"                    [--mismatch-pcap FILE]\n"
+	"                    [--mismatch-pcap FILE] [--peer-timeout MS]\n"
 	"                    [the VM options of run]\n"
-	"       lockstep secondary --listen HOST:PORT [the VM options of run, same as the primary's]\n"
+	"       lockstep secondary --listen HOST:PORT [--peer-timeout MS]\n"
+	"                    [the VM options of run, same as the primary's]\n"
 	"       lockstep failover --qmp SOCKETPATH   (a secondary that lost its primary takes over)\n"
 	"       lockstep status --qmp SOCKETPATH     (the VM's and COLO's state)\n";
 
@@ -197,6 +198,7 @@ static const struct option run_options[] = {
 	{ "checkpoint-delay", required_argument, NULL, 'D' }, { "tap", required_argument, NULL, 'T' },
 	{ "compare-timeout", required_argument, NULL, 'O' }, { "mismatch-pcap", required_argument, NULL, 'A' },
 	{ "compare-scan", required_argument, NULL, 'S' },    { "compare-queue", required_argument, NULL, 'Q' },
+	{ "peer-timeout", required_argument, NULL, 'H' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -223,6 +225,7 @@ static int run_parse_one(struct run_args *a, int opt, char *err, int errlen)
 	case 'A': a->mismatch_pcap = optarg; return 0;
 	case 'S': return run_parse_ms(&a->compare_scan_ms, "--compare-scan", optarg, 1, 10000, err, errlen);
 	case 'Q': return run_parse_count(&a->compare_queue, "--compare-queue", optarg, 16, 1000000, err, errlen);
+	case 'H': return run_parse_ms(&a->peer_timeout_ms, "--peer-timeout", optarg, 200, 600000, err, errlen);
 	case 'h': return 1;
 	default: return ARG_ERR("unknown or incomplete option '%s'", optarg ? optarg : "?");
 	}
@@ -262,6 +265,8 @@ static int run_args_check(struct run_args *a, char *err, int errlen)
 		return ARG_ERR("--peer belongs to `lockstep primary`");
 	if (a->role != RUN_ROLE_SECONDARY && a->listen_uri[0])
 		return ARG_ERR("--listen belongs to `lockstep secondary`");
+	if (a->role == RUN_ROLE_VM && a->peer_timeout_ms)
+		return ARG_ERR("--peer-timeout belongs to `lockstep primary` and `lockstep secondary`");
 	if (a->role == RUN_ROLE_PRIMARY && !a->peer_uri[0])
 		return ARG_ERR("lockstep primary needs --peer HOST:PORT (where the secondary listens)");
 	if (a->role == RUN_ROLE_SECONDARY) {

@@ -41,6 +41,7 @@ struct run_args {
 	uint32_t compare_timeout_ms; /* 0: the default */
 	uint32_t compare_scan_ms;    /* 0: the default */
 	uint32_t compare_queue;      /* 0: the default */
+	uint32_t peer_timeout_ms;    /* primary, secondary: 0: the default */
 	const char *mismatch_pcap;   /* primary: write mismatching frame pairs here */
 	int verbose;
 	char *owned[RUN_MAX_DISKS + 1]; /* strings split out of arguments */

@@ -36,9 +36,10 @@ uint64_t colo_net_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void colo_net_set_timeouts(int fd)
+static void colo_net_set_timeouts(struct colo *c, int fd)
 {
-	struct timeval tv = { .tv_sec = COLO_PEER_TIMEOUT_MS / 1000 };
+	struct timeval tv = { .tv_sec = c->peer_timeout_ms / 1000,
+			      .tv_usec = (c->peer_timeout_ms % 1000) * 1000 };
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -56,7 +57,7 @@ static int colo_net_connect(struct colo *c)
 	fd = netaddr_connect(&addr);
 	if (fd < 0)
 		return fd;
-	colo_net_set_timeouts(fd);
+	colo_net_set_timeouts(c, fd);
 	if ((ret = colo_link_send_magic(fd)) < 0) {
 		close(fd);
 		return ret;
@@ -72,12 +73,12 @@ static int colo_net_accept(struct colo *c)
 
 	if (c->listen_fd < 0)
 		return -ENOTCONN;
-	if (poll(&p, 1, COLO_PEER_TIMEOUT_MS) <= 0)
+	if (poll(&p, 1, (int)c->peer_timeout_ms) <= 0)
 		return -ETIMEDOUT;
 	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	colo_net_set_timeouts(fd);
+	colo_net_set_timeouts(c, fd);
 	if ((ret = colo_link_expect_magic(fd)) < 0) {
 		close(fd);
 		return ret;

@@ -128,12 +128,9 @@ static void secondary_announce(struct colo_net *n)
 	const uint8_t *mac = virtio_net_mac(n->nic);
 
 	memset(pkt, 0, VNET_HDR_LEN);
-	for (int i = 0; i < n->addrs.n4; i++)
+	for (int i = 0; i < n->addrs.n; i++)
 		virtio_net_backend_send(n->nic, pkt,
-					VNET_HDR_LEN + announce_garp(pkt + VNET_HDR_LEN, mac, n->addrs.ip4[i]));
-	for (int i = 0; i < n->addrs.n6; i++)
-		virtio_net_backend_send(n->nic, pkt,
-					VNET_HDR_LEN + announce_na(pkt + VNET_HDR_LEN, mac, n->addrs.ip6[i]));
+					VNET_HDR_LEN + announce_frame(pkt + VNET_HDR_LEN, mac, &n->addrs.addr[i]));
 }
 
 /* We are the VM now: our TAP is attached; tell the LAN where the guest lives. */

@@ -190,27 +190,35 @@ static json_t *cmd_colo_checkpoint(json_t *args, struct qmp_error *err, void *op
 }
 
 /* Test hooks: make the next apply slow, or damage the next checkpoint. */
+/* A test hook's delay argument, 0..60000 ms, if present. */
+static int test_delay_arg(json_t *args, const char *name, uint32_t *out, struct qmp_error *err)
+{
+	json_t *v = json_object_get(args, name);
+
+	if (!v)
+		return 0;
+	if (json_integer_value(v) < 0 || json_integer_value(v) > 60000) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "%s must be 0..60000", name);
+		return -1;
+	}
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
 static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 {
 	static const struct qmp_arg_spec spec[] = {
 		{ "apply-delay-ms", QMP_ARG_INT, false },
+		{ "cache-fill-delay-ms", QMP_ARG_INT, false },
 		{ "corrupt-next-checkpoint", QMP_ARG_BOOL, false },
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
-	json_t *delay = json_object_get(args, "apply-delay-ms");
 
-	if (qmp_args_check(args, err, spec) < 0)
+	if (qmp_args_check(args, err, spec) < 0 ||
+	    test_delay_arg(args, "apply-delay-ms", &m->colo->test_apply_delay_ms, err) < 0 ||
+	    test_delay_arg(args, "cache-fill-delay-ms", &m->colo->test_cache_fill_delay_ms, err) < 0)
 		return NULL;
-	if (delay) {
-		json_int_t v = json_integer_value(delay);
-
-		if (v < 0 || v > 60000) {
-			qmp_error_set(err, QMP_ERR_GENERIC, "apply-delay-ms must be 0..60000");
-			return NULL;
-		}
-		m->colo->test_apply_delay_ms = (uint32_t)v;
-	}
 	if (json_is_true(json_object_get(args, "corrupt-next-checkpoint")))
 		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
 	return NULL;

@@ -23,6 +23,7 @@ void colo_init(struct colo *c, struct vm *vm)
 	c->listen_fd = -1;
 	c->trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->delay_ms = COLO_DEFAULT_DELAY_MS;
+	c->peer_timeout_ms = COLO_DEFAULT_PEER_TIMEOUT_MS;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->decision, NULL);
 	sbuf_init(&c->device_blob);
@@ -205,10 +206,10 @@ void colo_fail(struct colo *c, const char *fmt, ...)
 }
 
 /* Blocked reads and writes give up after the peer timeout (a silent peer). */
-static void colo_set_socket_timeouts(int fd)
+static void colo_set_socket_timeouts(struct colo *c, int fd)
 {
-	struct timeval tv = { .tv_sec = COLO_PEER_TIMEOUT_MS / 1000,
-			      .tv_usec = (COLO_PEER_TIMEOUT_MS % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = c->peer_timeout_ms / 1000,
+			      .tv_usec = (c->peer_timeout_ms % 1000) * 1000 };
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -220,7 +221,7 @@ static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(v
 
 	if (ret < 0)
 		return ret;
-	colo_set_socket_timeouts(fd);
+	colo_set_socket_timeouts(c, fd);
 	pthread_mutex_lock(&c->lock);
 	c->fd = fd;
 	c->mode = mode;
@@ -323,7 +324,7 @@ int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value)
 
 int colo_peer_silent(struct colo *c)
 {
-	return stream_now_ns() - c->last_heard_ns > (uint64_t)COLO_PEER_TIMEOUT_MS * 1000000;
+	return stream_now_ns() - c->last_heard_ns > (uint64_t)c->peer_timeout_ms * 1000000;
 }
 
 /* Reads what is there without blocking: only heartbeats may arrive unasked. */
@@ -352,10 +353,30 @@ int colo_keepalive(struct colo *c)
 	return ret < 0 ? ret : colo_heartbeat(c);
 }
 
+int colo_tell_peer_alive(struct colo *c)
+{
+	if (stream_now_ns() - c->last_sent_ns >= (uint64_t)COLO_HEARTBEAT_MS * 1000000)
+		return colo_send_msg(c, COLO_MSG_HEARTBEAT);
+	return 0;
+}
+
+int colo_sleep_alive(struct colo *c, uint32_t ms)
+{
+	int ret = 0;
+
+	for (uint32_t slept = 0; slept < ms && ret == 0; slept += COLO_HEARTBEAT_MS / 2) {
+		uint32_t step = ms - slept < COLO_HEARTBEAT_MS / 2 ? ms - slept : COLO_HEARTBEAT_MS / 2;
+
+		usleep(step * 1000);
+		ret = colo_tell_peer_alive(c);
+	}
+	return ret;
+}
+
 int colo_heartbeat(struct colo *c)
 {
 	if (colo_peer_silent(c)) {
-		colo_fail(c, "the peer has been silent for more than %d ms", COLO_PEER_TIMEOUT_MS);
+		colo_fail(c, "the peer has been silent for more than %u ms", c->peer_timeout_ms);
 		return -ETIMEDOUT;
 	}
 	if (stream_now_ns() - c->last_sent_ns >= (uint64_t)COLO_HEARTBEAT_MS * 1000000)

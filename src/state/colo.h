@@ -18,7 +18,7 @@
  * whole checkpoint is in, overwriting every page dirtied by either side since
  * the last checkpoint, so it can take over at any instant from a consistent
  * state. Both sides send a heartbeat while idle; a peer silent for
- * COLO_PEER_TIMEOUT_MS or a broken socket ends COLO on the survivor with
+ * peer_timeout_ms (--peer-timeout) or a broken socket ends COLO on the survivor with
  * reason "error". Never two serving copies: a primary that loses its secondary
  * runs on alone (its output is what clients saw); a secondary that loses its
  * primary stops its VM and waits for a decision (x-colo-lost-heartbeat), since
@@ -40,7 +40,7 @@ struct vmstate_loader;
 
 #define COLO_DEFAULT_DELAY_MS 20000
 #define COLO_HEARTBEAT_MS 200
-#define COLO_PEER_TIMEOUT_MS 3000
+#define COLO_DEFAULT_PEER_TIMEOUT_MS 3000 /* --peer-timeout */
 #define COLO_PAUSE_HISTORY 1024
 /* Dirty pages from which a checkpoint first sends them while the VM runs, and
  * stops it only for what was dirtied meanwhile (DESIGN.md §5). */
@@ -124,6 +124,7 @@ struct colo {
 	struct stream_in in;
 	struct stream_out out;
 	uint64_t last_heard_ns, last_sent_ns;
+	uint32_t peer_timeout_ms;   /* a peer silent this long is gone */
 	pthread_t thread;
 	bool thread_started;
 
@@ -151,6 +152,7 @@ struct colo {
 
 	/* Test hooks */
 	uint32_t test_apply_delay_ms;
+	uint32_t test_cache_fill_delay_ms;
 	bool test_corrupt_next;
 
 	/* The network proxy (src/net/colo_net.c): connects its link when COLO
@@ -209,6 +211,11 @@ int colo_heartbeat(struct colo *c);
  * while it is idle, the secondary sends nothing else). */
 int colo_keepalive(struct colo *c);
 int colo_peer_silent(struct colo *c);
+/* During long local work (cache fill, apply): a heartbeat if one is due, so the
+ * waiting peer does not take us for dead. Slow is not dead. */
+int colo_tell_peer_alive(struct colo *c);
+/* Sleeps ms in heartbeat-sized slices, telling the peer we are alive (test hooks). */
+int colo_sleep_alive(struct colo *c, uint32_t ms);
 void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Secondary, its primary lost: the one place that decides a takeover. */
 bool colo_await_takeover(struct colo *c);

@@ -156,12 +156,15 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 /* Which reason is due now, or -1: requests first, then the period. */
 static int primary_due(struct colo *c)
 {
-	unsigned pending = __atomic_exchange_n(&c->pending_reasons, 0, __ATOMIC_ACQ_REL);
+	unsigned pending;
 	uint64_t v;
 
+	/* The wake-up first, then the reasons: a request between the two keeps its
+	 * bit and its wake-up (the other order could consume a newer wake-up). */
 	if (read(c->trigger_fd, &v, sizeof(v)) < 0) {
 		/* nothing queued */
 	}
+	pending = __atomic_exchange_n(&c->pending_reasons, 0, __ATOMIC_ACQ_REL);
 	for (int r = COLO_REASON_COMPARATOR; r >= 0; r--)
 		if (pending & (1u << r))
 			return r;

@@ -11,6 +11,9 @@
 #include "vm/dirty.h"
 #include "vm/vm.h"
 
+/* Pages copied between two heartbeat checks while filling the cache (64 MiB). */
+#define CACHE_FILL_CHUNK_PAGES 16384
+
 /* The cache starts as a copy of RAM (both sides hold the same state now). */
 static int secondary_cache_init(struct colo *c)
 {
@@ -29,11 +32,17 @@ static int secondary_cache_init(struct colo *c)
 	for (uint64_t p = 0; p < pages;) {
 		uint64_t data = gmem_next_data(mem, p), hole = gmem_next_hole(mem, data);
 
+		if (hole > data + CACHE_FILL_CHUNK_PAGES)
+			hole = data + CACHE_FILL_CHUNK_PAGES;
 		if (hole > data)
 			memcpy(c->cache + data * GMEM_PAGE_SIZE, gmem_page_hva(mem, data),
 			       (hole - data) * GMEM_PAGE_SIZE);
 		p = hole;
+		if (colo_tell_peer_alive(c) < 0) /* a large guest takes a while: slow is not dead */
+			return -EPIPE;
 	}
+	if (c->test_cache_fill_delay_ms && colo_sleep_alive(c, c->test_cache_fill_delay_ms) < 0)
+		return -EPIPE;
 	/* Dirty tracking of the SVM starts now: what it writes from here on is
 	 * overwritten from the cache at the next checkpoint. */
 	scratch = c->bitmap;
@@ -154,8 +163,8 @@ static int secondary_apply(struct colo *c, struct vmstate_loader *l)
 	}
 	if (ret == 0)
 		colo_run_hooks(c, COLO_HOOK_APPLIED);
-	if (c->test_apply_delay_ms)
-		usleep(c->test_apply_delay_ms * 1000);
+	if (c->test_apply_delay_ms && colo_sleep_alive(c, c->test_apply_delay_ms) < 0)
+		ret = ret ? ret : -EPIPE;
 	return ret;
 }
 
@@ -198,6 +207,8 @@ static int secondary_checkpoint(struct colo *c)
 		c->applying = true;
 		pthread_mutex_unlock(&c->lock);
 		ret = secondary_apply(c, l);
+		/* The primary only waited for us meanwhile: its silence counts from now. */
+		c->last_heard_ns = stream_now_ns();
 		pthread_mutex_lock(&c->lock);
 		c->applying = false;
 		c->stats.pages += l->ram_pages;

@@ -1,4 +1,5 @@
 """COLO: a primary and a secondary kept in step by checkpoints, and failover on either side."""
+import json
 import re
 import signal
 import time
@@ -50,13 +51,17 @@ def ram_checks(q):
 @pytest.fixture
 def colo_pair(start_vm, tmp_path):
     """A protected pair started with the one-command form; returns (pri, qp, sec, qs)."""
-    def make(cmdline="app=dirty,pages=64,period=10", delay=200, check_ram=False):
+    def make(cmdline="app=dirty,pages=64,period=10", delay=200, check_ram=False, peer_timeout=None,
+             before_primary=None):
         addr = f"127.0.0.1:{free_port()}"
-        sec = start_vm(["secondary", "--listen", addr, "--qmp", str(tmp_path / "s.sock")],
+        both = ["--peer-timeout", str(peer_timeout)] if peer_timeout else []
+        sec = start_vm(["secondary", "--listen", addr, "--qmp", str(tmp_path / "s.sock")] + both,
                        name="sec", command=None)
         qs = QMP(str(tmp_path / "s.sock"))
+        if before_primary:
+            before_primary(qs)
         pri = start_vm(["primary", "--kernel", GUEST, "--peer", addr, "--checkpoint-delay",
-                        str(delay), "--qmp", str(tmp_path / "p.sock"), "--cmdline", cmdline],
+                        str(delay), "--qmp", str(tmp_path / "p.sock"), "--cmdline", cmdline] + both,
                        name="pri", command=None)
         qp = QMP(str(tmp_path / "p.sock"))
         _watched[:] = [("primary", qp, pri), ("secondary", qs, sec)]
@@ -231,6 +236,48 @@ def test_silent_primary_detected(colo_pair):
         pri.proc.send_signal(signal.SIGCONT)
 
 
+def in_colo(qp, qs):
+    return (qp.execute("query-colo-status")["return"]["mode"] == "primary" and
+            qs.execute("query-colo-status")["return"]["mode"] == "secondary")
+
+
+def test_slow_cache_fill_still_reaches_colo(colo_pair):
+    # The secondary's start-up (its RAM cache fill, slowed by a test hook) takes 2.5
+    # times the silence timeout; it keeps the waiting primary informed meanwhile.
+    slow = lambda qs: qs.execute("x-colo-test", {"cache-fill-delay-ms": 2500})  # noqa: E731
+    pri, qp, sec, qs = colo_pair(delay=200, peer_timeout=1000, before_primary=slow)
+    wait_for(lambda: checkpoints(qs) >= 3, what="3 checkpoints")
+    assert in_colo(qp, qs)
+
+
+def test_slow_apply_does_not_end_colo(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000, peer_timeout=1000)
+    time.sleep(0.3)
+    assert qs.execute("x-colo-test", {"apply-delay-ms": 2500}) == {"return": {}}
+    n = checkpoints(qs)
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: checkpoints(qs) > n, what="the slow checkpoint")
+    assert in_colo(qp, qs)
+    assert qs.execute("x-colo-test", {"apply-delay-ms": 0}) == {"return": {}}
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: checkpoints(qs) > n + 1, what="the next checkpoint")
+    assert in_colo(qp, qs)
+
+
+def test_peer_timeout_option_detects_a_gone_peer(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=100, peer_timeout=1000)
+    wait_for(lambda: checkpoints(qs) >= 3, what="3 checkpoints")
+    sec.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        ev = qp.wait_event("COLO_EXIT", timeout=10)
+        assert ev["data"] == {"mode": "primary", "reason": "error"}
+        assert time.monotonic() - t0 < 1 + scaled(1.5)
+        assert "silent" in qp.execute("query-colo-status")["return"].get("x-error", "")
+    finally:
+        sec.proc.send_signal(signal.SIGCONT)
+
+
 def test_failover_during_apply_is_deferred(colo_pair):
     pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
     time.sleep(0.3)
@@ -287,9 +334,40 @@ def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
     (["run", "--kernel", "k", "--peer", "a:1"], "--peer belongs to `lockstep primary`"),
     (["primary", "--kernel", "k", "--peer", "nocolon"], "--peer nocolon: expected HOST:PORT"),
     (["primary", "--kernel", "k", "--peer", "a:1", "--checkpoint-delay", "5"], "--checkpoint-delay 5"),
+    (["secondary", "--listen", "x:1", "--peer-timeout", "50"], "--peer-timeout 50: expected milliseconds"),
+    (["run", "--kernel", "k", "--peer-timeout", "1000"], "--peer-timeout belongs to `lockstep primary`"),
+    (["failover"], "usage: lockstep failover --qmp SOCKETPATH"),
+    (["status", "--qmp"], "usage: lockstep status --qmp SOCKETPATH"),
 ])
 def test_pair_command_errors(args, message):
     from harness import run_lockstep
     code, out, err = run_lockstep(args)
     assert code == 2, err
     assert message in err, err
+
+
+def test_failover_command_needs_a_monitor(tmp_path):
+    from harness import run_lockstep
+    code, out, err = run_lockstep(["failover", "--qmp", str(tmp_path / "none.sock")])
+    assert code == 1 and "none.sock: No such file or directory" in err, err
+    (tmp_path / "plain").write_text("")
+    code, out, err = run_lockstep(["status", "--qmp", str(tmp_path / "plain")])
+    assert code == 1 and "plain:" in err, err
+
+
+def test_failover_and_status_commands(colo_pair, tmp_path):
+    from harness import run_lockstep
+    pri, qp, sec, qs = colo_pair(delay=100)
+    wait_for(lambda: checkpoints(qs) >= 2, what="2 checkpoints")
+    code, out, err = run_lockstep(["status", "--qmp", str(tmp_path / "s.sock")])
+    assert code == 0, err
+    st = json.loads(out)
+    assert st["colo"]["mode"] == "secondary" and st["vm"]["status"] == "running", st
+    pri.proc.send_signal(signal.SIGKILL)
+    ev = qs.wait_event("COLO_EXIT", timeout=10)
+    assert ev["data"].get("x-waiting-for-decision") is True, ev
+    code, out, err = run_lockstep(["failover", "--qmp", str(tmp_path / "s.sock")])
+    assert code == 0 and "takes over" in out, err
+    wait_for(lambda: qs.execute("query-status")["return"]["status"] == "running", what="the takeover")
+    code, out, err = run_lockstep(["failover", "--qmp", str(tmp_path / "s.sock")])
+    assert code == 1 and "VM is not in COLO mode" in err, err

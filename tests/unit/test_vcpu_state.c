@@ -12,6 +12,7 @@
 #include "dev/serial.h"
 #include "dev/testdev.h"
 #include "kvm_required.h"
+#include "vcpu_record.h"
 #include "util/sbuf.h"
 #include "vm/platform_state.h"
 #include "vm/vcpu.h"
@@ -34,30 +35,6 @@ static int teardown_vm(void **state)
 	return 0;
 }
 
-/* The TSC runs between two saves: blank its value in a record so records compare. */
-static void blank_tsc(struct sbuf *rec)
-{
-	size_t pos = 4; /* after the version */
-
-	while (pos + 8 <= rec->len) {
-		uint32_t tag, len;
-
-		memcpy(&tag, rec->data + pos, 4);
-		memcpy(&len, rec->data + pos + 4, 4);
-		pos += 8;
-		if (tag == 8) { /* MSRs: struct kvm_msrs then entries {index, reserved, data} */
-			for (size_t e = pos + 8; e + 16 <= pos + len; e += 16) {
-				uint32_t index;
-
-				memcpy(&index, rec->data + e, 4);
-				if (index == 0x10)
-					memset(rec->data + e + 8, 0, 8);
-			}
-		}
-		pos += len;
-	}
-}
-
 static void test_vcpu_save_load_roundtrip(void **state)
 {
 	struct sbuf first, second;
@@ -73,8 +50,8 @@ static void test_vcpu_save_load_roundtrip(void **state)
 	assert_int_equal(vcpu_load(vm.vcpu, &in), 0);
 	assert_int_equal(kvm_vcpu_rip(vm.vcpu->fd), 0x100000);
 	assert_int_equal(vcpu_save(vm.vcpu, &second), 0);
-	blank_tsc(&first);
-	blank_tsc(&second);
+	vcpu_record_blank_clocks(&first);
+	vcpu_record_blank_clocks(&second);
 	assert_int_equal(first.len, second.len);
 	assert_memory_equal(first.data, second.data, first.len);
 	sbuf_free(&first);

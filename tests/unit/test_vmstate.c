@@ -24,6 +24,7 @@
 #include "dev/serial.h"
 #include "dev/testdev.h"
 #include "kvm_required.h"
+#include "vcpu_record.h"
 #include "state/stream.h"
 #include "state/vmstate.h"
 #include "state/vmstate_ram.h"
@@ -1060,29 +1061,6 @@ struct machine_snap {
 	struct sbuf vcpu, platform, dev[VM_MAX_DEVICES];
 };
 
-/* The TSC runs between two saves: blank it (item 8 = MSRs, entries {index, reserved, data}). */
-static void blank_tsc(struct sbuf *rec)
-{
-	size_t pos = 4;
-
-	while (pos + 8 <= rec->len) {
-		uint32_t tag, len;
-
-		memcpy(&tag, rec->data + pos, 4);
-		memcpy(&len, rec->data + pos + 4, 4);
-		pos += 8;
-		if (tag == 8)
-			for (size_t e = pos + 8; e + 16 <= pos + len; e += 16) {
-				uint32_t index;
-
-				memcpy(&index, rec->data + e, 4);
-				if (index == 0x10)
-					memset(rec->data + e + 8, 0, 8);
-			}
-		pos += len;
-	}
-}
-
 /*
  * The platform record keeps time too: the KVM clock item (2) runs, and the
  * PIT (1) stamps each channel's count_load_time when it is set. Blank those;
@@ -1115,7 +1093,7 @@ static void snap_take(struct vm *vm, struct machine_snap *s)
 	sbuf_init(&s->platform);
 	assert_int_equal(vcpu_save(vm->vcpu, &s->vcpu), 0);
 	assert_int_equal(platform_save(vm, &s->platform), 0);
-	blank_tsc(&s->vcpu);
+	vcpu_record_blank_clocks(&s->vcpu);
 	blank_platform_time(&s->platform);
 	for (int i = 0; i < vm->ndevices; i++) {
 		sbuf_init(&s->dev[i]);

@@ -1,0 +1,204 @@
+/*
+ * The COLO engine's failover state machine, without a VM or a peer: requests
+ * during COLO, deferral during an apply, refusal once the COLO thread has left
+ * its loop, and the secondary that lost its primary and waits for a decision
+ * (taken over only on x-colo-lost-heartbeat; abandoned, never taken over, when
+ * the process ends).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "state/colo.h"
+#include "vm/vm.h"
+
+static struct vm vm; /* no KVM: the engine only reads vm->loop (NULL: events dropped) */
+static struct colo colo;
+static int hook_runs;
+
+static void count_hook(void *opaque)
+{
+	(void)opaque;
+	hook_runs++;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	memset(&vm, 0, sizeof(vm));
+	colo_init(&colo, &vm);
+	hook_runs = 0;
+	colo_add_hook(&colo, COLO_HOOK_FAILOVER, count_hook, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	colo_destroy(&colo);
+	return 0;
+}
+
+/* As colo_start leaves it, without a thread or a socket. */
+static void pretend_running(enum colo_mode mode)
+{
+	colo.mode = mode;
+	colo.running = true;
+	colo.failover = COLO_FAILOVER_NONE;
+}
+
+static void query(enum colo_mode *mode, enum colo_exit_reason *reason, int *failover, bool *waiting)
+{
+	enum colo_mode last;
+
+	colo_query(&colo, mode, &last, reason, failover, waiting);
+}
+
+static void test_lost_heartbeat_outside_colo_is_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
+}
+
+static void test_request_then_already(void **state)
+{
+	enum colo_mode mode;
+	enum colo_exit_reason reason;
+	int failover;
+	bool waiting;
+
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	assert_int_equal(colo_lost_heartbeat(&colo), 0);
+	query(&mode, &reason, &failover, &waiting);
+	assert_int_equal(failover, COLO_FAILOVER_REQUIRE);
+	assert_int_equal(reason, COLO_EXIT_PROCESSING);
+	assert_int_equal(colo_lost_heartbeat(&colo), -EALREADY);
+	colo_leave_loop(&colo);
+	assert_int_equal(colo.failover, COLO_FAILOVER_ACTIVE);
+	colo_finish(&colo, true);
+	query(&mode, &reason, &failover, &waiting);
+	assert_int_equal(mode, COLO_MODE_NONE);
+	assert_int_equal(reason, COLO_EXIT_REQUEST);
+	assert_int_equal(failover, COLO_FAILOVER_COMPLETED);
+	assert_false(waiting);
+	assert_int_equal(hook_runs, 1);
+}
+
+static void test_request_during_apply_is_deferred(void **state)
+{
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	colo.applying = true;
+	assert_int_equal(colo_lost_heartbeat(&colo), 0);
+	assert_int_equal(colo.failover, COLO_FAILOVER_RELAUNCH);
+	colo.applying = false;
+	colo_leave_loop(&colo);
+	assert_int_equal(colo.failover, COLO_FAILOVER_ACTIVE);
+}
+
+static void test_request_after_leaving_is_refused(void **state)
+{
+	(void)state;
+	pretend_running(COLO_MODE_PRIMARY);
+	colo_leave_loop(&colo);
+	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
+	colo_finish(&colo, true);
+	assert_int_equal(colo.reason, COLO_EXIT_ERROR); /* not "request": nobody asked in time */
+}
+
+static void *await_thread(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)colo_await_takeover(&colo);
+}
+
+static bool wait_until_waiting(void)
+{
+	for (int i = 0; i < 2000; i++) {
+		enum colo_mode mode;
+		enum colo_exit_reason reason;
+		int failover;
+		bool waiting;
+
+		query(&mode, &reason, &failover, &waiting);
+		if (waiting)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void test_secondary_waits_for_the_decision(void **state)
+{
+	enum colo_mode mode, last;
+	enum colo_exit_reason reason;
+	int failover;
+	bool waiting;
+	pthread_t t;
+	void *took_over;
+
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	colo_leave_loop(&colo); /* the primary vanished: nobody asked for a failover */
+	assert_int_equal(pthread_create(&t, NULL, await_thread, NULL), 0);
+	assert_true(wait_until_waiting());
+	colo_query(&colo, &mode, &last, &reason, &failover, &waiting);
+	assert_int_equal(mode, COLO_MODE_NONE);
+	assert_int_equal(last, COLO_MODE_SECONDARY);
+	assert_int_equal(reason, COLO_EXIT_ERROR);
+	assert_int_equal(failover, COLO_FAILOVER_NONE);
+	usleep(20000);
+	assert_int_equal(hook_runs, 0); /* no takeover without a decision */
+	assert_int_equal(colo_lost_heartbeat(&colo), 0); /* the decision */
+	assert_int_equal(pthread_join(t, &took_over), 0);
+	assert_true((intptr_t)took_over);
+	colo_finish(&colo, true);
+	colo_query(&colo, &mode, &last, &reason, &failover, &waiting);
+	assert_false(waiting);
+	assert_int_equal(reason, COLO_EXIT_ERROR); /* why it began stays the reason */
+	assert_int_equal(failover, COLO_FAILOVER_COMPLETED);
+	assert_int_equal(hook_runs, 1);
+	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
+}
+
+static void test_waiting_secondary_abandoned_never_takes_over(void **state)
+{
+	pthread_t t;
+	void *took_over;
+
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	colo_leave_loop(&colo);
+	assert_int_equal(pthread_create(&t, NULL, await_thread, NULL), 0);
+	assert_true(wait_until_waiting());
+	pthread_mutex_lock(&colo.lock); /* what colo_destroy does when the process ends */
+	colo.abandon = true;
+	pthread_cond_broadcast(&colo.decision);
+	pthread_mutex_unlock(&colo.lock);
+	assert_int_equal(pthread_join(t, &took_over), 0);
+	assert_false((intptr_t)took_over);
+	colo_finish(&colo, false);
+	assert_int_equal(hook_runs, 0);
+	assert_int_equal(colo.failover, COLO_FAILOVER_NONE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lost_heartbeat_outside_colo_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_then_already, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_during_apply_is_deferred, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_after_leaving_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secondary_waits_for_the_decision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_secondary_abandoned_never_takes_over, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
