@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import GUEST, QMP
+from harness import GUEST, QMP, scaled
 
 _port = [47100]
 
@@ -20,7 +20,7 @@ def counters(vm):
 
 
 def wait_migration(q, timeout=60.0):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         r = q.execute("query-migrate")["return"]
         if r.get("status") in ("completed", "failed", "cancelled"):

@@ -4,7 +4,7 @@ import threading
 import time
 
 from guest_net import NetNS6, serve_args, start_serve
-from harness import QMP
+from harness import QMP, scaled
 
 
 def redis(ns, *args):
@@ -38,7 +38,7 @@ print(f"echoed {got} bytes in {chunks} round trips")
 
 
 def wait_migration(q, timeout=60):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         r = q.execute("query-migrate")["return"]
         if r.get("status") in ("completed", "failed", "cancelled"):
@@ -48,7 +48,7 @@ def wait_migration(q, timeout=60):
 
 
 def wait_running(q, timeout=10):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while q.execute("query-status")["return"]["status"] != "running":
         assert time.monotonic() < deadline, "the destination did not start the guest"
         time.sleep(0.02)
