@@ -363,7 +363,7 @@ class VirtualHost:
 
     # One vCPU by default: with two, QEMU 7.2's multi-threaded TCG sometimes misses
     # the kernel's live code patching and both vCPUs spin on an int3 (docs/virtual-hosts.md).
-    def __init__(self, name="vhost", cpus=1, mem="4G", nics=(), boot_timeout=120, log=None):
+    def __init__(self, name="vhost", cpus=1, mem="2G", nics=(), boot_timeout=120, log=None):
         VirtualHost._count += 1
         self.number = VirtualHost._count
         self.name, self.cpus, self.mem = name, cpus, mem
@@ -421,10 +421,10 @@ class VirtualHost:
                 "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
                 "-virtfs", f"local,path={ROOT},mount_tag=worktree,security_model=none,multidevs=remap",
                 "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:{AGENT_PORT}",
-                "-device", f"virtio-net-pci,netdev=mgmt,mac={macs['mgmt']}"]
+                "-device", f"virtio-net-pci,netdev=mgmt,mac={macs['mgmt']},romfile="]
         for name, _, fd in self.nics:
             argv += ["-netdev", f"tap,id={name},fd={fd},vhost=off",
-                     "-device", f"virtio-net-pci,netdev={name},mac={macs[name]}"]
+                     "-device", f"virtio-net-pci,netdev={name},mac={macs[name]},romfile="]
         return argv
 
     @property
@@ -616,7 +616,7 @@ def main(argv):
     sub.add_parser("prepare", help="build the cached kernel and initramfs")
     r = sub.add_parser("run", help="boot a host, run a command in it, print its output, exit with its status")
     r.add_argument("--cpus", type=int, default=1, help="vCPUs (default 1; see docs/virtual-hosts.md)")
-    r.add_argument("--mem", default="4G")
+    r.add_argument("--mem", default="2G")
     r.add_argument("--timeout", type=float, default=None, help="seconds (default: none)")
     r.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     r.add_argument("command", nargs="+")
