@@ -121,7 +121,8 @@ def test_precopy_sends_ahead_and_ram_stays_equal(colo_pair):
     # 1024 pages rewritten every 10 ms: each checkpoint finds far more than the
     # pre-copy threshold dirty, so most pages go ahead while both VMs run, and
     # the rest at the stop; the RAM must still match after every checkpoint.
-    pri, qp, sec, qs = colo_pair("app=dirty,pages=1024,period=10", delay=50, check_ram=True)
+    # (200 ms between checkpoints: under TCG the guest dirties pages slower.)
+    pri, qp, sec, qs = colo_pair("app=dirty,pages=1024,period=10", delay=200, check_ram=True)
     base = wait_for(lambda: (lambda s: s if s["ram-checks"] > 0 else None)(
         qs.execute("query-colo-stats")["return"]), what="a checked checkpoint")
     wait_for(lambda: ram_checks(qs) >= base["ram-checks"] + 20, timeout=30, what="20 checked checkpoints")
