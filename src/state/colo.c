@@ -105,9 +105,13 @@ int colo_lost_heartbeat(struct colo *c)
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->waiting) {
-		c->decided = true;
-		pthread_cond_signal(&c->decision);
+	if (c->decision_open) { /* a secondary that lost its primary: the decision */
+		if (c->decided) {
+			ret = -EALREADY;
+		} else {
+			c->decided = true;
+			pthread_cond_signal(&c->decision);
+		}
 	} else if (!c->running || c->leaving) {
 		ret = -ENOTCONN;
 	} else if (c->applying) {
@@ -425,6 +429,11 @@ void colo_leave_loop(struct colo *c)
 	c->leaving = true;
 	if (!colo_failover_cas(c, COLO_FAILOVER_REQUIRE, COLO_FAILOVER_ACTIVE))
 		colo_failover_cas(c, COLO_FAILOVER_RELAUNCH, COLO_FAILOVER_ACTIVE);
+	/* A secondary leaving on an error takes a decision from now on, also one that
+	 * arrives before it has stopped its VM and begun to wait. */
+	c->decided = false;
+	c->decision_open = c->mode == COLO_MODE_SECONDARY &&
+			   __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_NONE;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -446,7 +455,6 @@ bool colo_await_takeover(struct colo *c)
 		c->fd = -1;
 	}
 	c->waiting = true;
-	c->decided = false;
 	c->exit_announced = true;
 	c->last_mode = c->mode;
 	c->reason = COLO_EXIT_ERROR;
@@ -458,6 +466,7 @@ bool colo_await_takeover(struct colo *c)
 		pthread_cond_wait(&c->decision, &c->lock);
 	decided = c->decided;
 	c->waiting = false;
+	c->decision_open = false;
 	if (decided)
 		__atomic_store_n(&c->failover, COLO_FAILOVER_ACTIVE, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->lock);
@@ -483,6 +492,7 @@ void colo_finish(struct colo *c, bool vm_runs_alone)
 	if (!announced) /* else the reason stays the error that began the wait */
 		c->reason = reason;
 	c->exit_announced = false;
+	c->decision_open = false;
 	c->running = false;
 	if (c->fd >= 0)
 		close(c->fd);

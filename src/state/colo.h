@@ -144,8 +144,9 @@ struct colo {
 	bool leaving;               /* the COLO thread left its loop: no new failover request */
 	struct sbuf device_blob;
 	/* After losing the primary: the VM is stopped until a decision. */
-	bool waiting;               /* waiting for the takeover decision */
-	bool decided;               /* take over (x-colo-lost-heartbeat while waiting) */
+	bool decision_open;         /* left COLO on an error: a takeover decision is taken */
+	bool waiting;               /* stopped, waiting for that decision */
+	bool decided;               /* take over (x-colo-lost-heartbeat while decision_open) */
 	bool abandon;               /* the process ends: leave without taking over */
 	bool exit_announced;        /* COLO_EXIT already sent (when the wait began) */
 	pthread_cond_t decision;

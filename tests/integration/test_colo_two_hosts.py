@@ -186,11 +186,15 @@ def test_frozen_primary_host_comes_back(pair):
 
 def test_partition_between_hosts(pair):
     hosts, qp, qs = pair
+    load = start_load(hosts, 12)
+    wait_for(lambda: checkpoints(qp) >= 3, 30, "checkpoints under load")
     hosts.cut("a", "repl")
     time.sleep(SILENCE + 4)
     assert_secondary_waits(qs)
-    # Both hosts still reach the clients: only the primary may serve them.
+    # Both hosts still reach the clients: only the primary may serve them, and the
+    # clients it served through the partition lost nothing.
     assert assert_one_serving(hosts, {"primary": True, "secondary": True}) == "primary"
+    check_clients(hosts, load)
     assert ping(hosts, 3)
 
 

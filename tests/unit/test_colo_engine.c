@@ -168,6 +168,32 @@ static void test_secondary_waits_for_the_decision(void **state)
 	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
 }
 
+static void test_decision_before_the_wait_counts(void **state)
+{
+	pthread_t t;
+	void *took_over;
+
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	colo_leave_loop(&colo); /* left on an error, not yet stopped and waiting */
+	assert_int_equal(colo_lost_heartbeat(&colo), 0);
+	assert_int_equal(colo_lost_heartbeat(&colo), -EALREADY);
+	assert_int_equal(pthread_create(&t, NULL, await_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, &took_over), 0);
+	assert_true((intptr_t)took_over);
+	colo_finish(&colo, true);
+	assert_int_equal(colo.failover, COLO_FAILOVER_COMPLETED);
+	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
+}
+
+static void test_primary_leaving_takes_no_decision(void **state)
+{
+	(void)state;
+	pretend_running(COLO_MODE_PRIMARY);
+	colo_leave_loop(&colo);
+	assert_int_equal(colo_lost_heartbeat(&colo), -ENOTCONN);
+}
+
 static void test_waiting_secondary_abandoned_never_takes_over(void **state)
 {
 	pthread_t t;
@@ -197,6 +223,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_during_apply_is_deferred, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_after_leaving_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secondary_waits_for_the_decision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decision_before_the_wait_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_primary_leaving_takes_no_decision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_secondary_abandoned_never_takes_over, setup,
 						teardown),
 	};
