@@ -33,7 +33,7 @@ def emit(name, value, unit):
 def machine():
     if where() == "vhost-tcg":
         print("bench: where virtual test host (QEMU TCG with nested KVM): absolute times are several "
-              "times those on hardware and not comparable to them; ratios within this run are")
+              "times those on hardware and not comparable to them; compare ratios taken in one run")
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
         for line in f:
