@@ -135,6 +135,15 @@ static bool wait_until_waiting(void)
 	return false;
 }
 
+/* A secondary that left COLO on an error, its COLO thread (t) waiting for the decision. */
+static void start_waiting_secondary(pthread_t *t)
+{
+	pretend_running(COLO_MODE_SECONDARY);
+	colo_leave_loop(&colo); /* the primary vanished: nobody asked for a failover */
+	assert_int_equal(pthread_create(t, NULL, await_thread, NULL), 0);
+	assert_true(wait_until_waiting());
+}
+
 static void test_secondary_waits_for_the_decision(void **state)
 {
 	enum colo_mode mode, last;
@@ -145,10 +154,7 @@ static void test_secondary_waits_for_the_decision(void **state)
 	void *took_over;
 
 	(void)state;
-	pretend_running(COLO_MODE_SECONDARY);
-	colo_leave_loop(&colo); /* the primary vanished: nobody asked for a failover */
-	assert_int_equal(pthread_create(&t, NULL, await_thread, NULL), 0);
-	assert_true(wait_until_waiting());
+	start_waiting_secondary(&t);
 	colo_query(&colo, &mode, &last, &reason, &failover, &waiting);
 	assert_int_equal(mode, COLO_MODE_NONE);
 	assert_int_equal(last, COLO_MODE_SECONDARY);
@@ -200,10 +206,7 @@ static void test_waiting_secondary_abandoned_never_takes_over(void **state)
 	void *took_over;
 
 	(void)state;
-	pretend_running(COLO_MODE_SECONDARY);
-	colo_leave_loop(&colo);
-	assert_int_equal(pthread_create(&t, NULL, await_thread, NULL), 0);
-	assert_true(wait_until_waiting());
+	start_waiting_secondary(&t);
 	pthread_mutex_lock(&colo.lock); /* what colo_destroy does when the process ends */
 	colo.abandon = true;
 	pthread_cond_broadcast(&colo.decision);
