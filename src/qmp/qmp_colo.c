@@ -211,6 +211,7 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		{ "apply-delay-ms", QMP_ARG_INT, false },
 		{ "cache-fill-delay-ms", QMP_ARG_INT, false },
 		{ "corrupt-next-checkpoint", QMP_ARG_BOOL, false },
+		{ "refuse-next-checkpoint", QMP_ARG_BOOL, false },
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
@@ -221,6 +222,8 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		return NULL;
 	if (json_is_true(json_object_get(args, "corrupt-next-checkpoint")))
 		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
+	if (json_is_true(json_object_get(args, "refuse-next-checkpoint")))
+		__atomic_store_n(&m->colo->test_refuse_next, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 

@@ -289,12 +289,26 @@ int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value)
 	return stream_out_flush(&c->out);
 }
 
-static int colo_read_msg(struct colo *c, uint32_t *msg)
+static const char *const colo_msg_names[COLO_MSG_COUNT] = {
+	[COLO_MSG_CHECKPOINT_READY] = "checkpoint-ready",
+	[COLO_MSG_CHECKPOINT_REQUEST] = "checkpoint-request",
+	[COLO_MSG_CHECKPOINT_REPLY] = "checkpoint-reply",
+	[COLO_MSG_VMSTATE_SEND] = "vmstate-send",
+	[COLO_MSG_VMSTATE_SIZE] = "vmstate-size",
+	[COLO_MSG_VMSTATE_RECEIVED] = "vmstate-received",
+	[COLO_MSG_VMSTATE_LOADED] = "vmstate-loaded",
+	[COLO_MSG_HEARTBEAT] = "heartbeat",
+	[COLO_MSG_RAM_BACKGROUND] = "ram-background",
+};
+
+/* expect: the message waited for, or COLO_MSG_COUNT for any. */
+static int colo_read_msg(struct colo *c, uint32_t *msg, enum colo_msg expect)
 {
 	int ret = stream_in_read(&c->in, msg, sizeof(*msg));
 
 	if (ret < 0) {
-		colo_fail(c, "connection to the peer lost: %s",
+		colo_fail(c, "connection to the peer lost%s%s: %s", expect < COLO_MSG_COUNT ? " waiting for " : "",
+			  expect < COLO_MSG_COUNT ? colo_msg_names[expect] : "",
 			  ret == -EPIPE ? "closed" : ret == -EAGAIN ? "peer silent" : strerror(-ret));
 		return ret;
 	}
@@ -312,11 +326,12 @@ int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value)
 	int ret;
 
 	do {
-		if ((ret = colo_read_msg(c, &msg)) < 0)
+		if ((ret = colo_read_msg(c, &msg, expect)) < 0)
 			return ret;
 	} while (msg == COLO_MSG_HEARTBEAT);
 	if (msg != expect) {
-		colo_fail(c, "unexpected COLO message %u (waiting for %u)", msg, expect);
+		colo_fail(c, "unexpected COLO message %s (waiting for %s)", colo_msg_names[msg],
+			  colo_msg_names[expect]);
 		return -EPROTO;
 	}
 	if (value && stream_in_read(&c->in, value, sizeof(*value)) < 0) {
@@ -338,12 +353,12 @@ static int colo_drain_heartbeats(struct colo *c)
 
 	while (stream_in_buffered(&c->in) >= 4 || poll(&p, 1, 0) > 0) {
 		uint32_t msg;
-		int ret = colo_read_msg(c, &msg);
+		int ret = colo_read_msg(c, &msg, COLO_MSG_COUNT);
 
 		if (ret < 0)
 			return ret;
 		if (msg != COLO_MSG_HEARTBEAT) {
-			colo_fail(c, "unexpected COLO message %u while idle", msg);
+			colo_fail(c, "unexpected COLO message %s while idle", colo_msg_names[msg]);
 			return -EPROTO;
 		}
 	}

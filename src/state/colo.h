@@ -155,6 +155,7 @@ struct colo {
 	uint32_t test_apply_delay_ms;
 	uint32_t test_cache_fill_delay_ms;
 	bool test_corrupt_next;
+	bool test_refuse_next;
 
 	/* The network proxy (src/net/colo_net.c): connects its link when COLO
 	 * starts; the primary's mirror position travels with vmstate-send. */

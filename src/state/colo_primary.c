@@ -81,12 +81,65 @@ static int primary_precopy(struct colo *c)
 	return 0;
 }
 
-/* Test hook: damage one byte of the next device-state blob the secondary gets. */
+/* Test hook: damage one byte of the next device-state blob (its checksum fails). */
 static void primary_maybe_corrupt(struct colo *c, struct sbuf *blob)
 {
 	if (!__atomic_exchange_n(&c->test_corrupt_next, false, __ATOMIC_ACQ_REL) || !blob->len)
 		return;
 	blob->data[blob->len / 2] ^= 0x5a;
+}
+
+/*
+ * Test hook: the next blob's vCPU record gets one byte too many, under a
+ * valid checksum. The stream checks pass; decoding the record refuses it.
+ */
+static int primary_maybe_spoil_vcpu(struct colo *c, struct sbuf *blob)
+{
+	struct stream_out out;
+	struct sbuf spoiled;
+	size_t pos = 0;
+	int ret;
+
+	if (!__atomic_exchange_n(&c->test_refuse_next, false, __ATOMIC_ACQ_REL))
+		return 0;
+	sbuf_init(&spoiled);
+	ret = stream_out_init_capture(&out, &spoiled);
+	while (ret == 0 && pos + 24 <= blob->len) {
+		uint32_t type, version;
+		uint64_t len;
+
+		memcpy(&type, blob->data + pos, 4);
+		memcpy(&version, blob->data + pos + 4, 4);
+		memcpy(&len, blob->data + pos + 8, 8);
+		if (len > blob->len - pos - 24)
+			break;
+		if (type == VMSTATE_SEC_VCPU) {
+			uint8_t *rec = malloc(len + 1);
+
+			if (!rec)
+				ret = -ENOMEM;
+			else {
+				memcpy(rec, blob->data + pos + 16, len);
+				rec[len] = 0;
+				ret = vmstate_write_section(&out, type, version, rec, len + 1);
+			}
+			free(rec);
+		} else {
+			ret = stream_out_write(&out, blob->data + pos, 24 + len);
+		}
+		pos += 24 + len;
+	}
+	if (ret == 0)
+		ret = stream_out_flush(&out);
+	stream_out_free(&out);
+	if (ret == 0) {
+		struct sbuf old = *blob;
+
+		*blob = spoiled;
+		spoiled = old;
+	}
+	sbuf_free(&spoiled);
+	return ret;
 }
 
 /* Machine state as one blob: vmstate-size with its length, then the bytes. */
@@ -102,6 +155,8 @@ static int primary_send_device_state(struct colo *c)
 	if (ret < 0)
 		return ret;
 	primary_maybe_corrupt(c, &c->device_blob);
+	if ((ret = primary_maybe_spoil_vcpu(c, &c->device_blob)) < 0)
+		return ret;
 	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SIZE, c->device_blob.len)))
 		return ret;
 	stream_out_write(&c->out, c->device_blob.data, c->device_blob.len);

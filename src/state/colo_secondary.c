@@ -110,62 +110,96 @@ static int secondary_harvest(struct colo *c)
 	return dirty_harvest(c->vm, c->bitmap) < 0 ? -EIO : 0;
 }
 
-/* Pages dirtied by either side since the last checkpoint get the primary's copy. */
-static void secondary_flush_cache(struct colo *c)
+/* Calls fn for each run of pages dirtied by either side since the last checkpoint. */
+static int for_each_flush_run(struct colo *c, int (*fn)(struct colo *, uint64_t, uint64_t))
 {
-	uint64_t words = dirty_bitmap_words(c->vm);
-	struct gmem *mem = &c->vm->mem;
+	uint64_t pages = gmem_page_count(&c->vm->mem);
+	int ret = 0;
 
-	for (uint64_t w = 0; w < words; w++) {
-		uint64_t bits = c->bitmap[w] | c->cache_dirty[w];
+	for (uint64_t p = 0; p < pages && ret == 0;) {
+		uint64_t w = p / 64, bits = (c->bitmap[w] | c->cache_dirty[w]) >> (p % 64), run;
 
-		c->cache_dirty[w] = 0;
-		while (bits) {
-			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits), run = 1;
-
-			bits &= bits - 1;
-			while (bits & 1ULL << ((p + run) % 64) && (p + run) / 64 == w) {
-				bits &= bits - 1;
-				run++;
-			}
-			memcpy(gmem_page_hva(mem, p), c->cache + p * GMEM_PAGE_SIZE, run * GMEM_PAGE_SIZE);
+		if (!bits) {
+			p = (w + 1) * 64;
+			continue;
 		}
+		p += (uint64_t)__builtin_ctzll(bits);
+		for (run = 1; p + run < pages; run++) {
+			uint64_t q = p + run, m = 1ULL << (q % 64);
+
+			if (!((c->bitmap[q / 64] | c->cache_dirty[q / 64]) & m))
+				break;
+		}
+		ret = fn(c, p, run);
+		p += run;
 	}
+	return ret;
+}
+
+static int reserve_run(struct colo *c, uint64_t first, uint64_t count)
+{
+	return gmem_reserve(&c->vm->mem, first, count);
+}
+
+static int copy_run(struct colo *c, uint64_t first, uint64_t count)
+{
+	memcpy(gmem_page_hva(&c->vm->mem, first), c->cache + first * GMEM_PAGE_SIZE, count * GMEM_PAGE_SIZE);
+	return 0;
+}
+
+/* The RAM check the primary asked for, on RAM as it will be after the flush. */
+static int secondary_check_ram_hash(struct colo *c, struct vmstate_loader *l)
+{
+	uint64_t mine;
+
+	if (!l->ram_hash_expected)
+		return 0;
+	mine = vmstate_ram_hash_overlay(c->vm, c->cache, c->bitmap, c->cache_dirty);
+	pthread_mutex_lock(&c->lock);
+	c->stats.last_ram_hash = mine;
+	c->stats.ram_checks += mine == l->ram_hash;
+	pthread_mutex_unlock(&c->lock);
+	if (mine == l->ram_hash)
+		return 0;
+	colo_fail(c, "RAM would differ from the primary's after the checkpoint");
+	return -EPROTO;
 }
 
 /*
- * Machine state first (all or nothing, with rollback), RAM last (a copy that
- * cannot fail): a refused record leaves the SVM exactly as it was.
+ * Everything that can refuse a checkpoint, before vmstate-received: the
+ * records are all there, RAM for the flush is allocated, the RAM check
+ * passes, and the machine state is applied (all or nothing, rolled back if a
+ * record is refused). On error the SVM is exactly as it was.
  */
-static int secondary_apply(struct colo *c, struct vmstate_loader *l)
+static int secondary_validate_and_apply_machine(struct colo *c, struct vmstate_loader *l)
 {
 	int ret = secondary_harvest(c);
 
-	if (ret == 0 && (!l->vcpu.len || !l->platform.len)) {
+	if (ret < 0) {
+		colo_fail(c, "cannot read the dirty pages of the SVM: %s", strerror(-ret));
+		return ret;
+	}
+	if (!l->vcpu.len || !l->platform.len) {
 		colo_fail(c, "checkpoint without vCPU or platform state");
-		ret = -EPROTO;
+		return -EPROTO;
 	}
-	if (ret == 0 && (ret = vmstate_apply_machine(l)) < 0)
+	if ((ret = for_each_flush_run(c, reserve_run)) < 0) {
+		colo_fail(c, "no memory for the checkpoint's pages: %s", strerror(-ret));
+		return ret;
+	}
+	if ((ret = secondary_check_ram_hash(c, l)) < 0)
+		return ret;
+	if ((ret = vmstate_apply_machine(l)) < 0)
 		colo_fail(c, "checkpoint state refused: %s", l->error);
-	if (ret == 0)
-		secondary_flush_cache(c);
-	if (ret == 0 && l->ram_hash_expected) {
-		uint64_t mine = vmstate_ram_hash(c->vm);
-
-		if (mine != l->ram_hash) {
-			colo_fail(c, "RAM differs from the primary's after the checkpoint");
-			ret = -EPROTO;
-		}
-		pthread_mutex_lock(&c->lock);
-		c->stats.last_ram_hash = mine;
-		c->stats.ram_checks += ret == 0;
-		pthread_mutex_unlock(&c->lock);
-	}
-	if (ret == 0)
-		colo_run_hooks(c, COLO_HOOK_APPLIED);
-	if (c->test_apply_delay_ms && colo_sleep_alive(c, c->test_apply_delay_ms) < 0)
-		ret = ret ? ret : -EPIPE;
 	return ret;
+}
+
+/* What cannot fail: the checkpoint's pages into RAM (memory reserved above). */
+static void secondary_finish_apply(struct colo *c)
+{
+	for_each_flush_run(c, copy_run);
+	memset(c->cache_dirty, 0, dirty_bitmap_words(c->vm) * sizeof(uint64_t));
+	colo_run_hooks(c, COLO_HOOK_APPLIED);
 }
 
 /* Pages the primary sends ahead of a checkpoint: into the cache while our VM runs. */
@@ -187,38 +221,68 @@ static int secondary_receive_background(struct colo *c)
 	return ret;
 }
 
-/* One checkpoint, from the request to vmstate-loaded. */
+static void secondary_set_applying(struct colo *c, bool applying)
+{
+	pthread_mutex_lock(&c->lock);
+	c->applying = applying;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The checkpoint's RAM and device state, received whole and checked at the stream level. */
+static int secondary_receive_checkpoint(struct colo *c, struct vmstate_loader *l)
+{
+	int ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REPLY);
+
+	if (ret == 0)
+		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, &c->checkpoint_net_position);
+	if (ret == 0)
+		ret = secondary_receive_ram(c, l);
+	if (ret == 0)
+		ret = secondary_receive_device_state(c, l);
+	return ret;
+}
+
+/*
+ * One checkpoint, from the request to vmstate-loaded. vmstate-received means
+ * "validated and applied as far as anything can fail": the primary releases
+ * output on it, so nothing after it may leave the SVM short of this checkpoint.
+ */
 static int secondary_checkpoint(struct colo *c)
 {
 	struct vmstate_loader *l = malloc(sizeof(*l));
-	uint64_t t_stop = stream_now_ns(), t_apply;
+	uint64_t t_stop = stream_now_ns(), t_apply = 0;
+	bool applied = false;
 	int ret;
 
 	if (!l)
 		return -ENOMEM;
 	vm_pause_quiet(c->vm);
-	ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REPLY);
-	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, &c->checkpoint_net_position)) == 0 &&
-	    (ret = secondary_receive_ram(c, l)) == 0 && (ret = secondary_receive_device_state(c, l)) == 0)
-		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
+	ret = secondary_receive_checkpoint(c, l);
 	if (ret == 0) {
 		t_apply = stream_now_ns();
-		pthread_mutex_lock(&c->lock);
-		c->applying = true;
-		pthread_mutex_unlock(&c->lock);
-		ret = secondary_apply(c, l);
+		secondary_set_applying(c, true);
+		ret = secondary_validate_and_apply_machine(c, l);
+		applied = ret == 0;
+	}
+	if (applied) {
+		secondary_finish_apply(c); /* whatever the link does now */
+		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
+		if (c->test_apply_delay_ms && colo_sleep_alive(c, c->test_apply_delay_ms) < 0)
+			ret = ret ? ret : -EPIPE;
+	}
+	if (t_apply) {
 		/* The primary only waited for us meanwhile: its silence counts from now. */
 		c->last_heard_ns = stream_now_ns();
+		secondary_set_applying(c, false);
 		pthread_mutex_lock(&c->lock);
-		c->applying = false;
 		c->stats.pages += l->ram_pages;
 		c->stats.phase_apply_us = (stream_now_ns() - t_apply) / 1000;
 		pthread_mutex_unlock(&c->lock);
 	}
 	vmstate_loader_free(l);
 	free(l);
-	/* The SVM runs again whatever happened: from the checkpoint, or (on error)
-	 * from its own state, which the cache never touched. */
+	/* The SVM runs again whatever happened: from the checkpoint, or (refused)
+	 * from its own state, which nothing touched. */
 	vm_resume_quiet(c->vm);
 	if (ret == 0 && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_RELAUNCH)
 		return -ECANCELED; /* a failover waited for this apply: do it now */

@@ -49,6 +49,9 @@ struct vmstate_ram_stats {
 
 /* ---- writing ---- */
 int vmstate_write_header(struct stream_out *out);
+/* One section of any type (the typed writers below use it). */
+int vmstate_write_section(struct stream_out *out, uint32_t type, uint32_t version, const void *p,
+			  size_t n);
 int vmstate_write_config(struct stream_out *out, struct vm *vm);
 /* Pages set in bitmap (NULL: all RAM). The VM may be running. */
 int vmstate_write_ram(struct stream_out *out, struct vm *vm, const uint64_t *bitmap,
@@ -58,6 +61,10 @@ int vmstate_write_machine(struct stream_out *out, struct vm *vm);
 int vmstate_write_end(struct stream_out *out);
 /* XXH3-64 of all guest RAM (a consistency check; the vCPU should be parked). */
 uint64_t vmstate_ram_hash(const struct vm *vm);
+/* The same digest of RAM as it will read once the pages set in a or b (either
+ * may be NULL) are copied from overlay (laid out like RAM), without copying. */
+uint64_t vmstate_ram_hash_overlay(const struct vm *vm, const uint8_t *overlay, const uint64_t *a,
+				  const uint64_t *b);
 /* A COLO section: the destination is to become a COLO secondary. */
 int vmstate_write_colo(struct stream_out *out);
 /* A RAM_HASH section: the loader compares it with its own RAM once loaded. */

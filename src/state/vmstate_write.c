@@ -60,8 +60,8 @@ static int section_end(struct section *s)
 	return stream_out_write(s->out, &h, sizeof(h));
 }
 
-static int write_section(struct stream_out *out, uint32_t type, uint32_t version,
-			 const void *p, size_t n)
+int vmstate_write_section(struct stream_out *out, uint32_t type, uint32_t version, const void *p,
+			  size_t n)
 {
 	struct section s;
 
@@ -93,48 +93,95 @@ int vmstate_write_config(struct stream_out *out, struct vm *vm)
 		sbuf_put_u16(&b, (uint16_t)n);
 		sbuf_put(&b, vm->devices[i]->name, n);
 	}
-	ret = b.error ? b.error : write_section(out, VMSTATE_SEC_CONFIG, 1, b.data, b.len);
+	ret = b.error ? b.error : vmstate_write_section(out, VMSTATE_SEC_CONFIG, 1, b.data, b.len);
 	sbuf_free(&b);
 	return ret;
+}
+
+struct ram_view {
+	const struct vm *vm;
+	const uint8_t *overlay; /* same layout as the memfd */
+	const uint64_t *a, *b;  /* pages taken from overlay: set in a or b */
+};
+
+static int view_overlaid(const struct ram_view *v, uint64_t p)
+{
+	uint64_t w = p / 64, bit = 1ULL << (p % 64);
+
+	return v->overlay && ((v->a && v->a[w] & bit) || (v->b && v->b[w] & bit));
+}
+
+/* Hashes pages [p, end) of guest RAM that are all data (hole = 0) or all holes. */
+static void hash_range(XXH3_state_t *h, const struct ram_view *v, uint64_t p, uint64_t end, int hole)
+{
+	static const uint8_t zero[GMEM_PAGE_SIZE];
+
+	while (p < end) {
+		uint64_t run = p;
+
+		if (view_overlaid(v, p)) {
+			XXH3_64bits_update(h, v->overlay + p * GMEM_PAGE_SIZE, GMEM_PAGE_SIZE);
+			p++;
+			continue;
+		}
+		while (run < end && !view_overlaid(v, run))
+			run++;
+		for (; hole && p < run; p++)
+			XXH3_64bits_update(h, zero, sizeof(zero));
+		if (!hole)
+			XXH3_64bits_update(h, gmem_page_hva(&v->vm->mem, p), (run - p) * GMEM_PAGE_SIZE);
+		p = run;
+	}
 }
 
 /*
  * The same digest as hashing the whole mapping, but holes are hashed from a
  * static zero page instead of being read (reading a hole would allocate it).
  */
-uint64_t vmstate_ram_hash(const struct vm *vm)
+static uint64_t ram_view_hash(const struct ram_view *v)
 {
-	static const uint8_t zero[GMEM_PAGE_SIZE];
-	uint64_t pages = gmem_page_count(&vm->mem);
+	uint64_t pages = gmem_page_count(&v->vm->mem);
 	XXH3_state_t h;
 
 	XXH3_64bits_reset(&h);
 	for (uint64_t p = 0; p < pages;) {
-		uint64_t data = gmem_next_data(&vm->mem, p), hole;
+		uint64_t data = gmem_next_data(&v->vm->mem, p), hole = gmem_next_hole(&v->vm->mem, data);
 
-		for (; p < data; p++)
-			XXH3_64bits_update(&h, zero, sizeof(zero));
-		hole = gmem_next_hole(&vm->mem, data);
-		if (hole > data)
-			XXH3_64bits_update(&h, gmem_page_hva(&vm->mem, data), (hole - data) * GMEM_PAGE_SIZE);
-		p = hole;
+		hash_range(&h, v, p, data, 1);
+		hash_range(&h, v, data, hole, 0);
+		p = hole > data ? hole : data;
 	}
 	return XXH3_64bits_digest(&h);
 }
 
+uint64_t vmstate_ram_hash(const struct vm *vm)
+{
+	struct ram_view v = { .vm = vm };
+
+	return ram_view_hash(&v);
+}
+
+uint64_t vmstate_ram_hash_overlay(const struct vm *vm, const uint8_t *overlay, const uint64_t *a,
+				  const uint64_t *b)
+{
+	struct ram_view v = { .vm = vm, .overlay = overlay, .a = a, .b = b };
+
+	return ram_view_hash(&v);
+}
+
 int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash)
 {
-	return write_section(out, VMSTATE_SEC_RAM_HASH, 1, &hash, sizeof(hash));
+	return vmstate_write_section(out, VMSTATE_SEC_RAM_HASH, 1, &hash, sizeof(hash));
 }
 
 int vmstate_write_colo(struct stream_out *out)
 {
-	return write_section(out, VMSTATE_SEC_COLO, 1, NULL, 0);
+	return vmstate_write_section(out, VMSTATE_SEC_COLO, 1, NULL, 0);
 }
 
 int vmstate_write_end(struct stream_out *out)
 {
-	write_section(out, VMSTATE_SEC_END, 1, NULL, 0);
+	vmstate_write_section(out, VMSTATE_SEC_END, 1, NULL, 0);
 	return stream_out_flush(out);
 }
 
@@ -154,7 +201,7 @@ static int write_record(struct stream_out *out, uint32_t type, const char *name,
 	if (ret == 0 && b.error)
 		ret = b.error;
 	if (ret == 0)
-		ret = write_section(out, type, 1, b.data, b.len);
+		ret = vmstate_write_section(out, type, 1, b.data, b.len);
 	sbuf_free(&b);
 	return ret;
 }

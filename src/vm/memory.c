@@ -104,14 +104,23 @@ uint64_t gmem_next_hole(const struct gmem *m, uint64_t page)
 	return page >= gmem_page_count(m) ? gmem_page_count(m) : gmem_seek(m, page, SEEK_HOLE);
 }
 
-int gmem_discard(struct gmem *m, uint64_t page, uint64_t count)
+static int gmem_fallocate(struct gmem *m, int mode, uint64_t page, uint64_t count)
 {
 	if (page > gmem_page_count(m) || count > gmem_page_count(m) - page)
 		return -EINVAL;
-	if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(page * GMEM_PAGE_SIZE), (off_t)(count * GMEM_PAGE_SIZE)) < 0)
+	if (fallocate(m->memfd, mode, (off_t)(page * GMEM_PAGE_SIZE), (off_t)(count * GMEM_PAGE_SIZE)) < 0)
 		return -errno;
 	return 0;
+}
+
+int gmem_discard(struct gmem *m, uint64_t page, uint64_t count)
+{
+	return gmem_fallocate(m, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, page, count);
+}
+
+int gmem_reserve(struct gmem *m, uint64_t page, uint64_t count)
+{
+	return gmem_fallocate(m, FALLOC_FL_KEEP_SIZE, page, count);
 }
 
 int64_t gmem_page_index(const struct gmem *m, uint64_t gpa)

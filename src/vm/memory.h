@@ -63,5 +63,8 @@ uint64_t gmem_next_data(const struct gmem *m, uint64_t page);
 uint64_t gmem_next_hole(const struct gmem *m, uint64_t page);
 /* Makes pages [page, page+count) zero by freeing them (they become holes). */
 int gmem_discard(struct gmem *m, uint64_t page, uint64_t count);
+/* Allocates memory behind pages [page, page+count) now, so that writing them
+ * later cannot fail (-ENOSPC/-ENOMEM here instead of SIGBUS there). */
+int gmem_reserve(struct gmem *m, uint64_t page, uint64_t count);
 
 #endif

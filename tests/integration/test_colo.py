@@ -317,6 +317,29 @@ def test_corrupted_checkpoint_ends_colo_on_receiver(colo_pair):
     assert_guest_stopped(sec)
 
 
+def test_refused_record_is_refused_before_vmstate_received(colo_pair):
+    """A record that passes the stream checks but does not decode: the secondary
+    refuses the checkpoint before vmstate-received, so the primary never
+    releases output on it, and keeps its own state (rolled back) while it waits."""
+    pri, qp, sec, qs = colo_pair(delay=60000)
+    time.sleep(0.3)
+    before = checkpoints(qs)
+    assert qp.execute("x-colo-test", {"refuse-next-checkpoint": True}) == {"return": {}}
+    qp.execute("x-colo-checkpoint")
+    assert_waits_for_decision(qs, sec, "vCPU state was refused")
+    assert checkpoints(qs) == before
+    assert qp.wait_event("COLO_EXIT", timeout=10)["data"] == {"mode": "primary", "reason": "error"}
+    st = qp.execute("query-colo-status")["return"]
+    assert "waiting for vmstate-received" in st.get("x-error", ""), st
+    assert qp.execute("query-status")["return"]["status"] == "running"
+    n = len(counters(pri))
+    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run on")
+    # Told to take over, the secondary runs from its own state.
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
+    n = len(counters(sec))
+    wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
+
+
 def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
     vm = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "q.sock"), "--cmdline", "app=hello,x=1"])
     vm.wait_exit()

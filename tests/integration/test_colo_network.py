@@ -3,6 +3,7 @@
 Two "hosts" on one LAN: a bridge in a private namespace with the primary's and
 the secondary's TAP devices on it, and the clients on the bridge's address.
 """
+import os
 import re
 import signal
 import subprocess
@@ -94,6 +95,19 @@ class PairNet(NetNS):
                 f"ip -6 addr add {self.HOST_IP6}/64 dev br0 nodad && "
                 "ip tuntap add dev tap-sec mode tap && ip link set tap-sec master br0 && "
                 "ip link set tap-sec up")
+        capture_lan(self, cleanup)
+
+
+def capture_lan(net, cleanup):
+    """With LOCKSTEP_CAPTURE_DIR set, every frame on the LAN goes to a pcap there (diagnosis)."""
+    where = os.environ.get("LOCKSTEP_CAPTURE_DIR")
+    if not where:
+        return
+    os.makedirs(where, exist_ok=True)
+    dump = subprocess.Popen(["ip", "netns", "exec", net.name, "tcpdump", "-q", "-n", "-s", "256",
+                             "-i", "br0", "-w", os.path.join(where, f"{net.name}.pcap")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cleanup.add(lambda: (dump.terminate(), dump.wait()))
 
 
 def counters(q):

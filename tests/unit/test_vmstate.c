@@ -1421,6 +1421,39 @@ static void test_dirty_harvest_two_slots(void **state)
 	free(big);
 }
 
+/* The hash of RAM as it will be once the overlay is copied, without copying. */
+static void test_ram_hash_overlay(void **state)
+{
+	struct memvm *src = memvm_new(MEM_SIZE, default_names);
+	struct memvm *dst = memvm_new(MEM_SIZE, default_names);
+	uint8_t *cache = calloc(1, MEM_SIZE);
+	uint64_t a[MEM_PAGES / 64] = { 0 }, b[MEM_PAGES / 64] = { 0 };
+	uint64_t want, before;
+
+	(void)state;
+	fill_pattern(&src->vm);
+	fill_page(&dst->vm, 7, 0x42);    /* data in dst, a hole in src: overlaid with zeros */
+	fill_page(&dst->vm, 1500, 0x43); /* the same on both sides: not overlaid */
+	fill_page(&src->vm, 1500, 0x43);
+	want = vmstate_ram_hash(&src->vm);
+	before = vmstate_ram_hash(&dst->vm);
+	memcpy(cache, src->vm.mem.base, MEM_SIZE);
+	/* Every page that differs, split between the two bitmaps (SVM-dirty, received). */
+	for (uint64_t p = 0; p < MEM_PAGES; p++)
+		if (memcmp(src->vm.mem.base + p * PAGE, dst->vm.mem.base + p * PAGE, PAGE))
+			(p % 2 ? a : b)[p / 64] |= 1ULL << (p % 64);
+	assert_true(a[7 / 64] & 1ULL << 7);
+	assert_int_equal(vmstate_ram_hash_overlay(&dst->vm, cache, a, b), want);
+	assert_int_equal(vmstate_ram_hash_overlay(&dst->vm, cache, NULL, NULL), before);
+	assert_int_equal(vmstate_ram_hash(&dst->vm), before); /* nothing was copied */
+	/* One overlaid page missing from the bitmaps: the digest tells. */
+	a[7 / 64] &= ~(1ULL << 7);
+	assert_int_not_equal(vmstate_ram_hash_overlay(&dst->vm, cache, a, b), want);
+	free(cache);
+	memvm_free(src);
+	memvm_free(dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest plain[] = {
@@ -1438,6 +1471,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_bad_device_sections, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_ram_hash_mismatch, rig_setup, rig_teardown),
 		cmocka_unit_test(test_checkpoint_body_into_cache),
+		cmocka_unit_test(test_ram_hash_overlay),
 	};
 	const struct CMUnitTest with_kvm[] = {
 		cmocka_unit_test(test_machine_roundtrip),
