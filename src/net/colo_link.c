@@ -1,6 +1,7 @@
 #include "net/colo_link.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,35 +60,158 @@ int colo_link_feed(struct colo_link_reader *r, const uint8_t *data, size_t len, 
 	return 0;
 }
 
-void colo_link_writer_init(struct colo_link_writer *w, int fd)
+struct colo_link_chunk {
+	struct colo_link_chunk *next;
+	size_t len, off;
+	uint8_t data[];
+};
+
+#define STALL_POLL_MS 20 /* how often a waiting writer thread looks at `stopping` */
+
+/* Sends what the socket takes now; bytes sent, or -errno (-EAGAIN: nothing). */
+static ssize_t send_now(int fd, struct iovec *iov, int n)
 {
-	w->fd = fd;
-	w->error = 0;
-	pthread_mutex_init(&w->lock, NULL);
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	ssize_t r;
+
+	do {
+		r = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -(errno == EWOULDBLOCK ? EAGAIN : errno) : r;
 }
 
-void colo_link_writer_destroy(struct colo_link_writer *w) { pthread_mutex_destroy(&w->lock); }
-
-static int write_all_iov(int fd, struct iovec *iov, int n)
+/* Waits (without the lock) until the socket takes part of c: bytes sent or -errno. */
+static ssize_t send_chunk(struct colo_link_writer *w, struct colo_link_chunk *c)
 {
-	while (n) {
-		ssize_t w = writev(fd, iov, n);
+	unsigned waited = 0;
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+	for (;;) {
+		struct iovec iov = { c->data + c->off, c->len - c->off };
+		struct pollfd p = { .fd = w->fd, .events = POLLOUT };
+		ssize_t r = send_now(w->fd, &iov, 1);
+
+		if (r != -EAGAIN)
+			return r;
+		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE))
+			return -ECANCELED;
+		if (waited >= w->stall_ms)
+			return -ETIMEDOUT; /* the peer reads nothing: silent */
+		if (poll(&p, 1, STALL_POLL_MS) == 0)
+			waited += STALL_POLL_MS;
 	}
+}
+
+static void chunk_pop(struct colo_link_writer *w)
+{
+	struct colo_link_chunk *c = w->head;
+
+	w->head = c->next;
+	if (!w->head)
+		w->tail = NULL;
+	w->stats.queued_bytes -= c->len;
+	free(c);
+}
+
+static void *writer_thread(void *arg)
+{
+	struct colo_link_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stopping) {
+		struct colo_link_chunk *c = w->head;
+		ssize_t r;
+
+		if (w->stats.error && !w->error_reported) {
+			int err = w->stats.error;
+
+			w->error_reported = true;
+			pthread_mutex_unlock(&w->lock);
+			w->failed(w->opaque, err);
+			pthread_mutex_lock(&w->lock);
+			continue;
+		}
+		if (!c || w->stats.error) {
+			pthread_cond_wait(&w->wake, &w->lock);
+			continue;
+		}
+		/* Only this thread sends or frees queued chunks; senders only append. */
+		pthread_mutex_unlock(&w->lock);
+		r = send_chunk(w, c);
+		pthread_mutex_lock(&w->lock);
+		if (r == -ECANCELED)
+			break;
+		if (r < 0 && !w->stats.error)
+			w->stats.error = (int)r;
+		if (r > 0 && (c->off += (size_t)r) == c->len)
+			chunk_pop(w);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int colo_link_writer_start(struct colo_link_writer *w, int fd, size_t limit, unsigned stall_ms,
+			   void (*failed)(void *opaque, int err), void *opaque)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->stall_ms = stall_ms;
+	w->failed = failed;
+	w->opaque = opaque;
+	w->stats.limit = limit;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	ret = -pthread_create(&w->thread, NULL, writer_thread, w);
+	if (ret < 0) {
+		pthread_cond_destroy(&w->wake);
+		pthread_mutex_destroy(&w->lock);
+	}
+	return ret;
+}
+
+void colo_link_writer_stop(struct colo_link_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	__atomic_store_n(&w->stopping, true, __ATOMIC_RELEASE);
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	while (w->head)
+		chunk_pop(w);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+}
+
+/* Queues iov from byte `skip` on; a frame already begun on the wire is never refused. */
+static int queue_frame(struct colo_link_writer *w, const struct iovec *iov, size_t total, size_t skip)
+{
+	struct colo_link_chunk *c;
+	size_t at = 0;
+
+	if (skip == 0 && w->stats.queued_bytes + total > w->stats.limit) {
+		w->stats.dropped++;
+		return -ENOBUFS;
+	}
+	c = malloc(sizeof(*c) + total - skip);
+	if (!c)
+		return skip ? (w->stats.error = -ENOMEM) : (w->stats.dropped++, -ENOBUFS);
+	for (int i = 0; i < 2; i++) {
+		size_t from = skip > iov[i].iov_len ? iov[i].iov_len : skip;
+
+		memcpy(c->data + at, (uint8_t *)iov[i].iov_base + from, iov[i].iov_len - from);
+		at += iov[i].iov_len - from;
+		skip -= from;
+	}
+	*c = (struct colo_link_chunk){ .len = at };
+	if (w->tail)
+		w->tail->next = c;
+	else
+		w->head = c;
+	w->tail = c;
+	w->stats.queued_bytes += at;
+	if (w->stats.queued_bytes > w->stats.queued_max)
+		w->stats.queued_max = w->stats.queued_bytes;
 	return 0;
 }
 
@@ -97,6 +221,8 @@ int colo_link_send(struct colo_link_writer *w, uint32_t epoch, uint64_t seq, con
 	uint8_t hdr[COLO_LINK_HDR_LEN];
 	uint32_t len32 = (uint32_t)len;
 	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)frame, len } };
+	size_t total = sizeof(hdr) + len;
+	ssize_t sent = 0;
 	int ret;
 
 	if (len < 12 || len > COLO_LINK_MAX_FRAME)
@@ -105,11 +231,32 @@ int colo_link_send(struct colo_link_writer *w, uint32_t epoch, uint64_t seq, con
 	memcpy(hdr + 4, &epoch, 4);
 	memcpy(hdr + 8, &seq, 8);
 	pthread_mutex_lock(&w->lock);
-	ret = w->error ? w->error : write_all_iov(w->fd, iov, 2);
-	if (ret < 0)
-		w->error = ret;
+	if ((ret = w->stats.error)) {
+		pthread_mutex_unlock(&w->lock);
+		return ret;
+	}
+	if (!w->head) { /* nothing waits: straight into the socket if it takes it */
+		struct iovec now[2] = { iov[0], iov[1] };
+
+		sent = send_now(w->fd, now, 2);
+		if (sent < 0 && sent != -EAGAIN)
+			ret = w->stats.error = (int)sent;
+		sent = sent < 0 ? 0 : sent;
+	}
+	if (ret == 0 && (size_t)sent < total)
+		ret = queue_frame(w, iov, total, (size_t)sent);
+	if (ret == 0)
+		w->stats.frames++;
+	pthread_cond_signal(&w->wake); /* queued data, or an error to report */
 	pthread_mutex_unlock(&w->lock);
 	return ret;
+}
+
+void colo_link_writer_get_stats(struct colo_link_writer *w, struct colo_link_writer_stats *out)
+{
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	pthread_mutex_unlock(&w->lock);
 }
 
 int colo_link_send_magic(int fd)

@@ -17,6 +17,7 @@
 #define LOCKSTEP_NET_COLO_LINK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,17 +49,51 @@ void colo_link_reader_free(struct colo_link_reader *r);
 int colo_link_feed(struct colo_link_reader *r, const uint8_t *data, size_t len, colo_link_frame_fn fn,
 		   void *opaque);
 
-/* A blocking writer shared by threads. */
+/*
+ * The writer never blocks its caller (a vCPU or the event loop, with the VM's
+ * io_lock held): a frame goes straight into the socket when nothing is queued
+ * and the socket takes it, else into a queue of at most `limit` bytes that
+ * the writer's own thread sends. Backpressure: a frame that does not fit is
+ * dropped and counted (COLO tolerates a lost frame: the comparator sees the
+ * difference and a checkpoint resynchronises the guests; a stall would not be
+ * tolerated). The link fails, once, through `failed` (from the writer thread,
+ * no lock held) on a socket error or when the peer takes nothing for
+ * `stall_ms`; later sends are refused with that error.
+ */
+#define COLO_LINK_QUEUE_LIMIT (16u << 20)
+
+struct colo_link_chunk;
+
+struct colo_link_writer_stats {
+	uint64_t frames;      /* sent or queued */
+	uint64_t dropped;     /* refused: queue full */
+	uint64_t queued_bytes;
+	uint64_t queued_max;  /* high-water mark */
+	uint64_t limit;
+	int error;            /* 0, or why the link failed (-errno) */
+};
+
 struct colo_link_writer {
 	int fd;
 	pthread_mutex_t lock;
-	int error;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool stopping, error_reported;
+	struct colo_link_chunk *head, *tail;
+	unsigned stall_ms;
+	void (*failed)(void *opaque, int err);
+	void *opaque;
+	struct colo_link_writer_stats stats;
 };
 
-void colo_link_writer_init(struct colo_link_writer *w, int fd);
-void colo_link_writer_destroy(struct colo_link_writer *w);
+int colo_link_writer_start(struct colo_link_writer *w, int fd, size_t limit, unsigned stall_ms,
+			   void (*failed)(void *opaque, int err), void *opaque);
+/* Stops the thread (what is still queued is discarded); the fd stays open. */
+void colo_link_writer_stop(struct colo_link_writer *w);
+/* 0: sent or queued; -ENOBUFS: dropped (queue full); else the link's error. */
 int colo_link_send(struct colo_link_writer *w, uint32_t epoch, uint64_t seq, const uint8_t *frame,
 		   size_t len);
+void colo_link_writer_get_stats(struct colo_link_writer *w, struct colo_link_writer_stats *out);
 int colo_link_send_magic(int fd);
 /* Reads and checks the magic (blocking, with the socket's timeout). */
 int colo_link_expect_magic(int fd);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -88,6 +89,30 @@ static int colo_net_accept(struct colo *c)
 
 static void colo_net_on_link(void *opaque, uint32_t events);
 
+/* The link failed (reader or writer): COLO ends by the failover rules, never silently. */
+static void colo_net_link_failed(struct colo_net *n, const char *why)
+{
+	pthread_mutex_lock(&n->lock);
+	if (!n->link.error[0])
+		snprintf(n->link.error, sizeof(n->link.error), "%s", why);
+	pthread_mutex_unlock(&n->lock);
+	log_warn("COLO network link: %s", why);
+	colo_link_failed(n->colo, why);
+}
+
+/* From the writer's thread. */
+static void colo_net_writer_failed(void *opaque, int err)
+{
+	struct colo_net *n = opaque;
+	char why[96];
+
+	if (err == -ETIMEDOUT)
+		snprintf(why, sizeof(why), "peer silent: it took nothing for %u ms", n->colo->peer_timeout_ms);
+	else
+		snprintf(why, sizeof(why), "sending: %s", strerror(-err));
+	colo_net_link_failed(n, why);
+}
+
 /* COLO is starting: bring the link up and put the proxy between guest and TAP. */
 static int colo_net_start(void *opaque, struct colo *c)
 {
@@ -97,6 +122,12 @@ static int colo_net_start(void *opaque, struct colo *c)
 
 	if (fd < 0)
 		return fd;
+	ret = colo_link_writer_start(&n->writer, fd, COLO_LINK_QUEUE_LIMIT, c->peer_timeout_ms,
+				     colo_net_writer_failed, n);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
 	vm_io_lock(n->vm); /* the proxy goes between guest and TAP: lock order io, then ours */
 	pthread_mutex_lock(&n->lock);
 	n->link_fd = fd;
@@ -104,7 +135,8 @@ static int colo_net_start(void *opaque, struct colo *c)
 	n->mirror_seq = 0;
 	n->barrier = 0;
 	n->role = c->mode;
-	colo_link_writer_init(&n->writer, fd);
+	memset(&n->link, 0, sizeof(n->link));
+	n->link.up = n->link_seen = true;
 	ret = n->role == COLO_MODE_PRIMARY ? colo_net_primary_start(n) : colo_net_secondary_start(n);
 	pthread_mutex_unlock(&n->lock);
 	vm_io_unlock(n->vm);
@@ -119,19 +151,20 @@ static void colo_net_on_link(void *opaque, uint32_t events)
 	struct colo_net *n = opaque;
 	uint8_t buf[65536];
 	ssize_t r = recv(n->link_fd, buf, sizeof(buf), MSG_DONTWAIT);
+	char why[96];
 
 	(void)events;
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (r <= 0 || colo_link_feed(&n->reader, buf, (size_t)r,
-				     n->role == COLO_MODE_PRIMARY ? colo_net_primary_from_link
-								  : colo_net_secondary_from_link,
-				     n) < 0) {
-		if (r > 0)
-			log_warn("COLO network link: malformed frame header from the peer");
-		evloop_del(n->vm->loop, n->link_fd);
-		shutdown(n->link_fd, SHUT_RDWR); /* the checkpoint stream notices the peer too */
-	}
+	if (r > 0 && colo_link_feed(&n->reader, buf, (size_t)r,
+				    n->role == COLO_MODE_PRIMARY ? colo_net_primary_from_link
+								 : colo_net_secondary_from_link,
+				    n) == 0)
+		return;
+	evloop_del(n->vm->loop, n->link_fd);
+	snprintf(why, sizeof(why), "%s", r > 0 ? "malformed frame header from the peer"
+				  : r == 0 ? "closed by the peer" : strerror(errno));
+	colo_net_link_failed(n, why);
 }
 
 static void colo_net_on_timer(void *opaque, uint32_t events)
@@ -165,22 +198,36 @@ static void colo_net_hook_applied(void *opaque)
 		colo_net_secondary_applied(n, n->colo->checkpoint_net_position);
 }
 
+/* The link goes down: no sender sees it from here on (link_fd < 0 under our lock). */
+static void colo_net_link_down(struct colo_net *n)
+{
+	int fd;
+
+	pthread_mutex_lock(&n->lock);
+	fd = n->link_fd;
+	n->link_fd = -1;
+	pthread_mutex_unlock(&n->lock);
+	if (fd < 0)
+		return;
+	evloop_del(n->vm->loop, fd);
+	colo_link_writer_stop(&n->writer);
+	close(fd);
+	pthread_mutex_lock(&n->lock);
+	n->link.writer = n->writer.stats; /* the thread is gone: no lock needed */
+	n->link.up = false;
+	pthread_mutex_unlock(&n->lock);
+}
+
 static void colo_net_hook_failover(void *opaque)
 {
 	struct colo_net *n = opaque;
 
-	if (n->link_fd >= 0)
-		evloop_del(n->vm->loop, n->link_fd);
 	if (n->role == COLO_MODE_PRIMARY)
 		colo_net_primary_failover(n);
 	else if (n->role == COLO_MODE_SECONDARY)
 		colo_net_secondary_failover(n);
+	colo_net_link_down(n);
 	pthread_mutex_lock(&n->lock);
-	if (n->link_fd >= 0) {
-		close(n->link_fd);
-		n->link_fd = -1;
-		colo_link_writer_destroy(&n->writer);
-	}
 	n->role = COLO_MODE_NONE;
 	pthread_mutex_unlock(&n->lock);
 }
@@ -231,10 +278,7 @@ void colo_net_destroy(struct colo_net *n)
 		evloop_del(n->vm->loop, n->timer_fd);
 		close(n->timer_fd);
 	}
-	if (n->link_fd >= 0) {
-		evloop_del(n->vm->loop, n->link_fd);
-		close(n->link_fd);
-	}
+	colo_net_link_down(n);
 	colo_net_primary_free(n);
 	colo_net_secondary_free(n);
 	colo_link_reader_free(&n->reader);
@@ -243,9 +287,14 @@ void colo_net_destroy(struct colo_net *n)
 }
 
 void colo_net_get_stats(struct colo_net *n, struct colo_compare_stats *cmp, int *has_cmp,
-			struct colo_rewriter_stats *rw, int *has_rw)
+			struct colo_rewriter_stats *rw, int *has_rw, struct colo_net_link_stats *link,
+			int *has_link)
 {
 	pthread_mutex_lock(&n->lock);
+	*has_link = n->link_seen;
+	*link = n->link;
+	if (n->link_fd >= 0)
+		colo_link_writer_get_stats(&n->writer, &link->writer);
 	*has_cmp = n->cmp != NULL;
 	if (n->cmp)
 		colo_compare_get_stats(n->cmp, cmp);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "net/colo_compare.h"
+#include "net/colo_link.h"
 #include "net/colo_rewriter.h"
 
 struct colo;
@@ -37,9 +38,19 @@ struct colo_net;
 struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct colo *c,
 				 const struct colo_net_config *cfg);
 void colo_net_destroy(struct colo_net *n);
-/* Comparator and rewriter statistics, for QMP (NULL parts when not running in that role). */
+/* The link to the peer: what this side sent (primary: the mirror; secondary:
+ * its guest's output), as of now or of when the link went down. */
+struct colo_net_link_stats {
+	bool up;                  /* COLO runs over it */
+	struct colo_link_writer_stats writer;
+	uint64_t mirror_dropped;  /* secondary: mirrored frames its guest could not take */
+	char error[128];          /* why it failed, or "" */
+};
+
+/* Comparator, rewriter and link statistics, for QMP (has_* false when not in that role). */
 void colo_net_get_stats(struct colo_net *n, struct colo_compare_stats *cmp, int *has_cmp,
-			struct colo_rewriter_stats *rw, int *has_rw);
+			struct colo_rewriter_stats *rw, int *has_rw, struct colo_net_link_stats *link,
+			int *has_link);
 void colo_net_default_config(struct colo_net_config *cfg);
 
 #endif

@@ -40,7 +40,9 @@ struct colo_net {
 	pthread_mutex_t lock;
 	enum colo_mode role; /* NONE when COLO is not running */
 	int link_fd;
-	struct colo_link_writer writer;
+	struct colo_link_writer writer; /* running while link_fd >= 0 */
+	struct colo_net_link_stats link; /* writer part: a copy taken when the link went down */
+	bool link_seen;                  /* a link was up at least once (stats to show) */
 	struct colo_link_reader reader;
 	int timer_fd;
 	uint32_t epoch;      /* checkpoints since COLO started */
@@ -58,7 +60,6 @@ struct colo_net {
 	bool failed_over;
 	struct colo_net_pending pending[COLO_NET_PENDING_MAX];
 	int npending;
-	uint64_t mirror_dropped;
 };
 
 uint64_t colo_net_now_ms(void);

@@ -71,9 +71,12 @@ static void primary_backend_rx(void *opaque, uint8_t *pkt, size_t len)
 	struct colo_net *n = opaque;
 	uint64_t seq = __atomic_add_fetch(&n->mirror_seq, 1, __ATOMIC_ACQ_REL);
 
-	if (colo_link_send(&n->writer, n->epoch, seq, pkt, len) < 0) {
-		/* The link is gone: the checkpoint stream finds out and ends COLO. */
-	}
+	/* Never blocks: a frame the link cannot take is counted as dropped (the
+	 * guests then differ and a checkpoint follows); a failed link ends COLO. */
+	pthread_mutex_lock(&n->lock);
+	if (n->link_fd >= 0)
+		colo_link_send(&n->writer, n->epoch, seq, pkt, len);
+	pthread_mutex_unlock(&n->lock);
 }
 
 int colo_net_primary_start(struct colo_net *n)

@@ -26,7 +26,7 @@ static void pending_add(struct colo_net *n, uint64_t seq, const uint8_t *pkt, si
 	uint8_t *copy;
 
 	if (n->npending == COLO_NET_PENDING_MAX || !(copy = malloc(len))) {
-		n->mirror_dropped++; /* the guests diverge; the comparator will notice */
+		n->link.mirror_dropped++; /* the guests diverge; the comparator will notice */
 		return;
 	}
 	memcpy(copy, pkt, len);

@@ -270,23 +270,39 @@ static json_t *rewriter_json(const struct colo_rewriter_stats *r)
 			 "connections", (json_int_t)r->connections, "failover", r->failover);
 }
 
+static json_t *link_json(const struct colo_net_link_stats *l)
+{
+	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "state", l->up ? "up" : "down",
+			      "sent-frames", (json_int_t)l->writer.frames, "dropped-frames",
+			      (json_int_t)l->writer.dropped, "queued-bytes", (json_int_t)l->writer.queued_bytes,
+			      "queued-max-bytes", (json_int_t)l->writer.queued_max, "queue-limit-bytes",
+			      (json_int_t)l->writer.limit, "mirror-dropped", (json_int_t)l->mirror_dropped);
+
+	if (j && l->error[0])
+		json_object_set_new(j, "error", json_string(l->error));
+	return j;
+}
+
 static json_t *cmd_query_colo_compare(json_t *args, struct qmp_error *err, void *opaque)
 {
 	struct colo_compare_stats *cmp = malloc(sizeof(*cmp));
+	struct colo_net_link_stats link;
 	struct colo_rewriter_stats rw;
-	int has_cmp, has_rw;
+	int has_cmp, has_rw, has_link;
 	json_t *r;
 
 	if (!cmp || qmp_args_check(args, err, NULL) < 0) {
 		free(cmp);
 		return NULL;
 	}
-	colo_net_get_stats(opaque, cmp, &has_cmp, &rw, &has_rw);
+	colo_net_get_stats(opaque, cmp, &has_cmp, &rw, &has_rw, &link, &has_link);
 	r = json_object();
 	if (has_cmp)
 		json_object_set_new(r, "compare", compare_json(cmp));
 	if (has_rw)
 		json_object_set_new(r, "rewriter", rewriter_json(&rw));
+	if (has_link)
+		json_object_set_new(r, "link", link_json(&link));
 	free(cmp);
 	return r;
 }

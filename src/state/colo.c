@@ -100,6 +100,17 @@ void colo_set_delay(struct colo *c, uint32_t delay_ms)
 		colo_request_checkpoint(c, COLO_REASON_PERIODIC);
 }
 
+void colo_link_failed(struct colo *c, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->running && !c->leaving && c->fd >= 0) {
+		if (!c->error[0])
+			snprintf(c->error, sizeof(c->error), "network link to the peer failed: %s", why);
+		shutdown(c->fd, SHUT_RDWR); /* wakes the COLO thread wherever it waits */
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 int colo_lost_heartbeat(struct colo *c)
 {
 	int ret = 0;

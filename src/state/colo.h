@@ -185,6 +185,9 @@ int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool chec
 
 /* Any thread: ask for a checkpoint now (primary only; ignored otherwise). */
 void colo_request_checkpoint(struct colo *c, enum colo_reason why);
+/* The network link to the peer failed (any thread): COLO ends as for a dead
+ * peer, on both sides (the peer sees the checkpoint stream close). */
+void colo_link_failed(struct colo *c, const char *why);
 /* x-checkpoint-delay changed: store it, and checkpoint at once if COLO runs. */
 void colo_set_delay(struct colo *c, uint32_t delay_ms);
 /* x-colo-lost-heartbeat: during COLO, fail over now; on a secondary waiting after

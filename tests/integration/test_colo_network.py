@@ -308,3 +308,52 @@ def test_hostile_frames_keep_the_pair_alive(pair):
     assert qp.execute("query-colo-status")["return"]["mode"] == "primary"
     assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
     assert redis(net, "PING") == "PONG"
+
+
+UDP_FLOOD = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload = bytes(1400)
+deadline = time.monotonic() + float(sys.argv[2])
+sent = 0
+while time.monotonic() < deadline:
+    for _ in range(100):
+        try:
+            s.sendto(payload, (sys.argv[1], 9))
+            sent += 1
+        except OSError:
+            pass
+print(f"sent {sent}")
+"""
+
+
+def test_a_secondary_that_reads_nothing_cannot_stall_the_primary(pair):
+    """The mirror to a stopped secondary backs up; the primary's event loop and
+    guest never wait on it: COLO ends as for a silent peer, the link's queue
+    stays within its limit, the primary serves on alone, and the secondary,
+    running again, waits for a decision (one serving copy)."""
+    net, pri, qp, sec, qs = pair()
+    assert redis(net, "SET", "before", "1") == "OK"
+    up = qp.execute("query-colo-compare")["return"]["link"]
+    assert up["state"] == "up" and up["sent-frames"] > 0, up
+    sec.proc.send_signal(signal.SIGSTOP)
+    try:
+        flood = start_client(net, UDP_FLOOD, net.GUEST_IP, scaled(2))
+        ev = qp.wait_event("COLO_EXIT", timeout=scaled(10))
+        assert ev["data"] == {"mode": "primary", "reason": "error"}
+        assert "silent" in qp.execute("query-colo-status")["return"].get("x-error", "")
+        code, out, err = finish(flood)
+        assert code == 0, err
+        link = qp.execute("query-colo-compare")["return"]["link"]
+        assert link["state"] == "down", link
+        assert link["queued-max-bytes"] <= link["queue-limit-bytes"] + 16 + 65562, link
+        assert link["sent-frames"] > up["sent-frames"], link
+        # Alone, it serves at once, with what it had.
+        assert redis(net, "GET", "before") == "1"
+        assert redis(net, "SET", "after", "2") == "OK"
+    finally:
+        sec.proc.send_signal(signal.SIGCONT)
+    ev = qs.wait_event("COLO_EXIT", timeout=scaled(10))
+    assert ev["data"] == {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}, ev
+    assert qs.execute("query-status")["return"]["status"] == "paused"
+    assert redis(net, "GET", "after") == "2"  # still the primary answering
