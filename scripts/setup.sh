@@ -18,6 +18,7 @@ PACKAGES=(
 	python3-pytest-timeout                   # a time limit per integration test
 	qemu-system-x86 busybox-static kmod      # virtual test hosts (scripts/vhost): QEMU-TCG with
 	socat                                    #   AMD-V, their initramfs, module tree, monitor proxy
+	tcpdump                                  # the COLO network tests capture their LAN (diagnosis)
 )
 
 missing=()

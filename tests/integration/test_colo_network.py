@@ -5,8 +5,10 @@ the secondary's TAP devices on it, and the clients on the bridge's address.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import zlib
 
@@ -99,15 +101,44 @@ class PairNet(NetNS):
 
 
 def capture_lan(net, cleanup):
-    """With LOCKSTEP_CAPTURE_DIR set, every frame on the LAN goes to a pcap there (diagnosis)."""
-    where = os.environ.get("LOCKSTEP_CAPTURE_DIR")
-    if not where:
-        return
+    """Every frame on the LAN goes to a pcap (LOCKSTEP_CAPTURE_DIR, else the
+    namespace's temporary directory), read back by lan_resets() when a test fails."""
+    where = os.environ.get("LOCKSTEP_CAPTURE_DIR") or tempfile.mkdtemp(prefix="lan-")
     os.makedirs(where, exist_ok=True)
-    dump = subprocess.Popen(["ip", "netns", "exec", net.name, "tcpdump", "-q", "-n", "-s", "256",
-                             "-i", "br0", "-w", os.path.join(where, f"{net.name}.pcap")],
+    net.capture = os.path.join(where, f"{net.name}.pcap")
+    dump = subprocess.Popen(["ip", "netns", "exec", net.name, "tcpdump", "-Z", "root", "-q", "-n", "-U", "-s", "128",
+                             "-i", "br0", "-w", net.capture],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cleanup.add(lambda: (dump.terminate(), dump.wait()))
+    if not os.environ.get("LOCKSTEP_CAPTURE_DIR"):
+        cleanup.add(lambda: shutil.rmtree(where, ignore_errors=True))
+
+
+def lan_resets(net, context=12):
+    """The TCP resets on the LAN so far, each with the frames of its connection before it."""
+    def read(expr):
+        p = subprocess.run(["tcpdump", "-r", net.capture, "-nn", "-tt", "-S", expr], capture_output=True,
+                           text=True)
+        return p.stdout.splitlines()
+    lines = []
+    for rst in read("tcp[tcpflags] & tcp-rst != 0")[:3]:
+        ends = re.findall(r"(\d+\.\d+\.\d+\.\d+)\.(\d+)", rst)[:2]
+        ports = " and ".join(f"port {port}" for _, port in ends)
+        flow = read(f"tcp and {ports}") if ports else []
+        upto = flow.index(rst) + 1 if rst in flow else len(flow)
+        lines += ["-- reset:", rst, "-- its connection before it:"] + flow[max(0, upto - context):upto]
+    return "\n".join(lines) or "no TCP reset on the LAN"
+
+
+def pair_diagnosis(net, qp, qs):
+    """What the COLO network path and the LAN saw: for an assertion message."""
+    text = ""
+    for name, q in (("primary", qp), ("secondary", qs)):
+        try:
+            text += f"{name} compare: {q.execute('query-colo-compare')['return']}\n"
+        except OSError as e:
+            text += f"{name} monitor: {e}\n"
+    return text + lan_resets(net)
 
 
 def counters(q):
@@ -198,18 +229,19 @@ def test_clients_survive_primary_death(pair, tmp_path):
     assert counters(qp)["checkpoints"] > 0
     fail_over(pri, qs)
     code, out, err = finish(echo)
-    assert code == 0, err + out
+    assert code == 0, err + out + pair_diagnosis(net, qp, qs)
     code, out, err = finish(kv)
-    assert code == 0, err + out
+    assert code == 0, err + out + pair_diagnosis(net, qp, qs)
     acked = int(re.search(r"acked (\d+)", out).group(1))
     assert acked > 0
-    assert curl.wait(timeout=scaled(60)) == 0, curl.stderr.read().decode()
+    assert curl.wait(timeout=scaled(60)) == 0, curl.stderr.read().decode() + pair_diagnosis(net, qp, qs)
     data = body.read_bytes()
     assert len(data) == size and data == pattern(size)
     crc = re.search(r"X-Checksum: crc32=([0-9a-f]{8})", headers.read_text()).group(1)
     assert crc == f"{zlib.crc32(data) & 0xffffffff:08x}"
     out, err = bench.communicate(timeout=scaled(60))
-    assert bench.returncode == 0 and b"rror" not in out + err, out + err
+    assert bench.returncode == 0 and b"rror" not in out + err, \
+        (out + err).decode(errors="replace")[-600:] + pair_diagnosis(net, qp, qs)
     # Every acknowledged SET is there, and new connections work.
     for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
         assert redis(net, "GET", f"k{i}") == f"v{i}", i
