@@ -198,18 +198,18 @@ static void colo_net_hook_applied(void *opaque)
 		colo_net_secondary_applied(n, n->colo->checkpoint_net_position);
 }
 
-/* The link goes down: no sender sees it from here on (link_fd < 0 under our lock). */
+/* The link goes down: first its reader, then its senders (link_fd < 0 under
+ * our lock), then its writer thread; then the fd closes. */
 static void colo_net_link_down(struct colo_net *n)
 {
-	int fd;
+	int fd = __atomic_load_n(&n->link_fd, __ATOMIC_ACQUIRE);
 
-	pthread_mutex_lock(&n->lock);
-	fd = n->link_fd;
-	n->link_fd = -1;
-	pthread_mutex_unlock(&n->lock);
 	if (fd < 0)
 		return;
-	evloop_del(n->vm->loop, fd);
+	evloop_del_sync(n->vm->loop, fd);
+	pthread_mutex_lock(&n->lock);
+	n->link_fd = -1;
+	pthread_mutex_unlock(&n->lock);
 	colo_link_writer_stop(&n->writer);
 	close(fd);
 	pthread_mutex_lock(&n->lock);

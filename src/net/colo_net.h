@@ -44,6 +44,10 @@ struct colo_net_link_stats {
 	bool up;                  /* COLO runs over it */
 	struct colo_link_writer_stats writer;
 	uint64_t mirror_dropped;  /* secondary: mirrored frames its guest could not take */
+	/* Primary: secondary frames by epoch. Those of the next checkpoint that come
+	 * before its vmstate-received are held until then (early), unless too many
+	 * (early_dropped); those of an older one are dropped (stale). */
+	uint64_t early_held, early_dropped, stale_dropped;
 	char error[128];          /* why it failed, or "" */
 };
 

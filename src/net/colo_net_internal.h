@@ -19,6 +19,7 @@
 #define COLO_NET_DEFAULT_MAX_QUEUE 1024
 #define COLO_NET_DEFAULT_MAX_CONNECTIONS 4096
 #define COLO_NET_PENDING_MAX 512
+#define COLO_NET_EARLY_MAX 256
 #define VNET_HDR_LEN 12
 
 /* A mirrored frame the secondary guest could not take yet. */
@@ -26,6 +27,12 @@ struct colo_net_pending {
 	uint64_t seq;
 	size_t len;
 	uint8_t *frame; /* with its vnet header */
+};
+
+/* A secondary frame of the next epoch, there before our vmstate-received. */
+struct colo_net_early {
+	size_t len;
+	uint8_t *frame; /* without the vnet header */
 };
 
 /*
@@ -53,6 +60,8 @@ struct colo_net {
 	/* Primary */
 	struct colo_compare *cmp;
 	struct pcap_writer *pcap;
+	struct colo_net_early early[COLO_NET_EARLY_MAX];
+	int nearly;
 
 	/* Secondary */
 	struct colo_rewriter *rw;

@@ -98,15 +98,49 @@ int colo_net_primary_start(struct colo_net *n)
 	return 0;
 }
 
-/* The secondary's guest output, rewritten into our sequence space; stale epochs dropped. */
+static void early_hold(struct colo_net *n, const uint8_t *frame, size_t len)
+{
+	uint8_t *copy;
+
+	if (n->nearly == COLO_NET_EARLY_MAX || !(copy = malloc(len))) {
+		n->link.early_dropped++; /* its twin goes stale: a checkpoint follows */
+		return;
+	}
+	memcpy(copy, frame, len);
+	n->early[n->nearly++] = (struct colo_net_early){ len, copy };
+	n->link.early_held++;
+}
+
+/* The epoch has switched (compare: the held frames are of this one now), or COLO ended. */
+static void early_release(struct colo_net *n, bool compare)
+{
+	for (int i = 0; i < n->nearly; i++) {
+		if (compare && n->cmp)
+			colo_compare_secondary(n->cmp, n->early[i].frame, n->early[i].len, colo_net_now_ms());
+		free(n->early[i].frame);
+	}
+	n->nearly = 0;
+}
+
+/*
+ * The secondary's guest output (already in our sequence space). It resumes
+ * once it has sent vmstate-received, on another socket: its first frames of
+ * the new epoch may be here before our COLO thread has read that message.
+ */
 void colo_net_primary_from_link(void *opaque, const struct colo_link_hdr *h, uint8_t *frame)
 {
 	struct colo_net *n = opaque;
 
+	if (h->len <= VNET_HDR_LEN)
+		return;
 	pthread_mutex_lock(&n->lock);
-	if (n->cmp && h->epoch == n->epoch && h->len > VNET_HDR_LEN)
+	if (n->cmp && h->epoch == n->epoch)
 		colo_compare_secondary(n->cmp, frame + VNET_HDR_LEN, h->len - VNET_HDR_LEN,
 				       colo_net_now_ms());
+	else if (n->cmp && h->epoch == n->epoch + 1)
+		early_hold(n, frame + VNET_HDR_LEN, h->len - VNET_HDR_LEN);
+	else if (n->cmp)
+		n->link.stale_dropped++;
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -117,6 +151,7 @@ void colo_net_primary_committed(struct colo_net *n)
 	n->epoch++;
 	if (n->cmp)
 		colo_compare_checkpoint(n->cmp);
+	early_release(n, true);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -128,12 +163,14 @@ void colo_net_primary_failover(struct colo_net *n)
 	pthread_mutex_lock(&n->lock);
 	if (n->cmp)
 		colo_compare_flush(n->cmp);
+	early_release(n, false);
 	pthread_mutex_unlock(&n->lock);
 	vm_io_unlock(n->vm);
 }
 
 void colo_net_primary_free(struct colo_net *n)
 {
+	early_release(n, false);
 	if (n->cmp)
 		colo_compare_destroy(n->cmp);
 	n->cmp = NULL;

@@ -278,6 +278,12 @@ static json_t *link_json(const struct colo_net_link_stats *l)
 			      "queued-max-bytes", (json_int_t)l->writer.queued_max, "queue-limit-bytes",
 			      (json_int_t)l->writer.limit, "mirror-dropped", (json_int_t)l->mirror_dropped);
 
+	if (j)
+		json_object_update_missing_new(j, json_pack("{s:I, s:I, s:I}", "early-held",
+							    (json_int_t)l->early_held, "early-dropped",
+							    (json_int_t)l->early_dropped, "stale-dropped",
+							    (json_int_t)l->stale_dropped));
+
 	if (j && l->error[0])
 		json_object_set_new(j, "error", json_string(l->error));
 	return j;

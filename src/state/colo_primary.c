@@ -167,7 +167,6 @@ static int primary_send_device_state(struct colo *c)
 static int primary_checkpoint(struct colo *c, enum colo_reason why)
 {
 	uint64_t t0 = stream_now_ns(), t_stop, t_stopped, t_ram, t_dev, t_recv;
-	bool was_running;
 	int ret;
 
 	if ((ret = primary_precopy(c)) < 0)
@@ -177,8 +176,7 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	    (ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
 		return ret;
 	t_stop = stream_now_ns();
-	was_running = vm_get_state(c->vm) == VM_STATE_RUNNING;
-	if (was_running && (ret = vm_pause_quiet(c->vm)) < 0)
+	if ((ret = vm_pause_quiet(c->vm)) < 0) /* also when stopped: `cont` must wait */
 		return ret;
 	t_stopped = stream_now_ns();
 	ret = primary_send_ram(c);
@@ -201,8 +199,7 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 		c->stats.by_reason[why]++;
 		pthread_mutex_unlock(&c->lock);
 	}
-	if (was_running)
-		vm_resume_quiet(c->vm);
+	vm_resume_quiet(c->vm); /* runs again unless the monitor stopped it */
 	if (ret == 0)
 		colo_record_pause(c, us_since(t_stop));
 	return ret;

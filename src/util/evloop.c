@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -28,6 +29,9 @@ struct evloop {
 	int wake_fd; /* eventfd: stop requested or calls posted */
 	int stopping;
 	struct evloop_call *calls, **calls_tail; /* posted, not yet run; under lock */
+	struct evloop_watch *dispatching; /* whose callback runs now (under lock) */
+	pthread_t loop_thread;            /* valid while dispatching */
+	pthread_cond_t dispatched;        /* signalled when a callback returns */
 	/* Watches live in a fixed table so a pointer handed to epoll stays valid;
 	 * a deleted watch has fd == -1 and is skipped if an event for it is pending. */
 	struct evloop_watch watches[EVLOOP_MAX_WATCHES];
@@ -41,6 +45,7 @@ struct evloop *evloop_create(void)
 	if (!loop)
 		return NULL;
 	pthread_mutex_init(&loop->lock, NULL);
+	pthread_cond_init(&loop->dispatched, NULL);
 	loop->calls_tail = &loop->calls;
 	for (int i = 0; i < EVLOOP_MAX_WATCHES; i++)
 		loop->watches[i].fd = -1;
@@ -69,6 +74,7 @@ void evloop_destroy(struct evloop *loop)
 		loop->calls = c->next;
 		free(c);
 	}
+	pthread_cond_destroy(&loop->dispatched);
 	pthread_mutex_destroy(&loop->lock);
 	free(loop);
 }
@@ -129,7 +135,7 @@ int evloop_modify(struct evloop *loop, int fd, uint32_t events)
 	return ret;
 }
 
-void evloop_del(struct evloop *loop, int fd)
+static void evloop_del_wait(struct evloop *loop, int fd, bool wait)
 {
 	struct evloop_watch *w;
 
@@ -139,9 +145,15 @@ void evloop_del(struct evloop *loop, int fd)
 		epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
 		w->fd = -1;
 		w->cb = NULL;
+		while (wait && loop->dispatching == w && !pthread_equal(loop->loop_thread, pthread_self()))
+			pthread_cond_wait(&loop->dispatched, &loop->lock);
 	}
 	pthread_mutex_unlock(&loop->lock);
 }
+
+void evloop_del(struct evloop *loop, int fd) { evloop_del_wait(loop, fd, false); }
+
+void evloop_del_sync(struct evloop *loop, int fd) { evloop_del_wait(loop, fd, true); }
 
 /* The callback runs unlocked: it may add, modify or delete watches itself. */
 static void evloop_dispatch(struct evloop *loop, struct evloop_watch *w, uint32_t events)
@@ -152,9 +164,16 @@ static void evloop_dispatch(struct evloop *loop, struct evloop_watch *w, uint32_
 	pthread_mutex_lock(&loop->lock);
 	cb = w->fd >= 0 ? w->cb : NULL;
 	opaque = w->opaque;
+	loop->dispatching = cb ? w : NULL;
+	loop->loop_thread = pthread_self();
 	pthread_mutex_unlock(&loop->lock);
-	if (cb)
-		cb(opaque, events);
+	if (!cb)
+		return;
+	cb(opaque, events);
+	pthread_mutex_lock(&loop->lock);
+	loop->dispatching = NULL;
+	pthread_cond_broadcast(&loop->dispatched);
+	pthread_mutex_unlock(&loop->lock);
 }
 
 static void evloop_run_posted(struct evloop *loop)

@@ -20,6 +20,10 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb, void 
 int evloop_modify(struct evloop *loop, int fd, uint32_t events);
 /* Safe to call from inside a callback, including for the fd being dispatched. */
 void evloop_del(struct evloop *loop, int fd);
+/* The same, and from another thread it returns only once the fd's callback is
+ * not running (it waits for one under way), so the caller may close the fd.
+ * The caller must hold nothing that callback waits for. */
+void evloop_del_sync(struct evloop *loop, int fd);
 /* Runs until evloop_stop(); returns 0, or -errno if epoll failed. */
 int evloop_run(struct evloop *loop);
 /* Thread-safe: may be called from any thread. */

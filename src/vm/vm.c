@@ -390,11 +390,29 @@ int vm_resume(struct vm *vm) { return vm_resume_emit(vm, true); }
 int vm_pause_quiet(struct vm *vm) { return vm_pause_emit(vm, false); }
 int vm_resume_quiet(struct vm *vm) { return vm_resume_emit(vm, false); }
 
+/*
+ * Two holds keep a VM stopped: the monitor's (vm_pause, emit) and a COLO
+ * checkpoint's (vm_pause_quiet). Each is taken whatever the other does, so a
+ * `stop` during a checkpoint outlives its end, and a checkpoint of a stopped
+ * VM still refuses `cont` while it copies the state.
+ */
 static int vm_pause_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
+	if (vm->state == VM_STATE_PAUSED) {
+		bool newly = emit && !vm->user_paused;
+
+		if (emit)
+			vm->user_paused = 1;
+		else
+			vm->checkpoint_pause = 1;
+		pthread_mutex_unlock(&vm->state_lock);
+		if (newly)
+			vm_emit(vm, VM_EVENT_STOP, NULL);
+		return 0;
+	}
 	if (vm->state != VM_STATE_RUNNING) {
-		int ret = vm->state == VM_STATE_PAUSED || vm->state == VM_STATE_POSTMIGRATE ? 0 : -EINVAL;
+		int ret = vm->state == VM_STATE_POSTMIGRATE ? 0 : -EINVAL;
 
 		pthread_mutex_unlock(&vm->state_lock);
 		return ret;
@@ -407,6 +425,7 @@ static int vm_pause_emit(struct vm *vm, bool emit)
 	if (vm->state == VM_STATE_RUNNING) {
 		vm->state = VM_STATE_PAUSED;
 		vm->checkpoint_pause = !emit;
+		vm->user_paused = emit;
 	}
 	pthread_mutex_unlock(&vm->state_lock);
 	if (vm_get_state(vm) != VM_STATE_PAUSED)
@@ -429,13 +448,19 @@ static int vm_resume_emit(struct vm *vm, bool emit)
 		pthread_mutex_unlock(&vm->state_lock);
 		return ret;
 	}
-	/* A COLO checkpoint stopped it and will resume it: running it in the middle
-	 * would change the state being copied. */
+	/* A COLO checkpoint holds it: running it in the middle would change the
+	 * state being copied. */
 	if (emit && vm->checkpoint_pause) {
 		pthread_mutex_unlock(&vm->state_lock);
 		return -EBUSY;
 	}
+	if (emit)
+		vm->user_paused = 0;
 	vm->checkpoint_pause = 0;
+	if (vm->user_paused) { /* the checkpoint ends; the monitor's stop stays */
+		pthread_mutex_unlock(&vm->state_lock);
+		return 0;
+	}
 	pthread_mutex_unlock(&vm->state_lock);
 	vm_pause_devices(vm, 0);
 	pthread_mutex_lock(&vm->state_lock);

@@ -68,7 +68,8 @@ struct vm {
 	enum vm_run_state state;
 	int pause_requested;
 	int vcpu_parked;
-	int checkpoint_pause; /* stopped by vm_pause_quiet: the monitor must not resume it */
+	int checkpoint_pause; /* held by vm_pause_quiet: the monitor must not resume it */
+	int user_paused;      /* stopped by vm_pause: vm_resume_quiet leaves it stopped */
 
 	int wake_fd;     /* eventfd: something for an idle vCPU to look at */
 	int shutdown_fd; /* eventfd: vCPU thread -> event loop, guest is gone */

@@ -340,6 +340,50 @@ def test_refused_record_is_refused_before_vmstate_received(colo_pair):
     wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
 
 
+def slow_checkpoint(qp, qs, delay_ms=2500):
+    """Starts a checkpoint whose end the secondary delays; returns once it is under way
+    (the secondary has checked the RAM, then waits delay_ms before vmstate-loaded)."""
+    assert qs.execute("x-colo-test", {"apply-delay-ms": delay_ms}) == {"return": {}}
+    n = qs.execute("query-colo-stats")["return"]["ram-checks"]
+    done = checkpoints(qs)
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: qs.execute("query-colo-stats")["return"]["ram-checks"] > n,
+             what="the slow checkpoint to start")
+    assert qs.execute("x-colo-test", {"apply-delay-ms": 0}) == {"return": {}}
+    return done
+
+
+def test_stop_during_a_checkpoint_outlives_it(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
+    time.sleep(0.3)
+    done = slow_checkpoint(qp, qs)
+    assert qp.execute("stop") == {"return": {}}
+    assert qp.wait_event("STOP", timeout=10)
+    wait_for(lambda: checkpoints(qs) > done, what="the checkpoint to end")
+    assert qp.execute("query-status")["return"]["status"] == "paused"
+    assert_guest_stopped(pri)
+    assert qp.execute("cont") == {"return": {}}
+    n = len(counters(pri))
+    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run again")
+    assert in_colo(qp, qs)
+
+
+def test_cont_during_a_checkpoint_of_a_stopped_vm_is_refused(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
+    time.sleep(0.3)
+    assert qp.execute("stop") == {"return": {}}
+    done = slow_checkpoint(qp, qs)
+    # The state is being copied: running the guest now would change it.
+    assert "error" in qp.execute("cont")
+    wait_for(lambda: checkpoints(qs) > done, what="the checkpoint to end")
+    assert qp.execute("query-status")["return"]["status"] == "paused"
+    assert_guest_stopped(pri)
+    assert qp.execute("cont") == {"return": {}}
+    n = len(counters(pri))
+    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run again")
+    assert in_colo(qp, qs)
+
+
 def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
     vm = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "q.sock"), "--cmdline", "app=hello,x=1"])
     vm.wait_exit()
