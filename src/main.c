@@ -114,12 +114,6 @@ static int run_setup_colo_net(struct run_ctx *c)
 	return 0;
 }
 
-/* COLO thread: COLO is over, so is the migration that started it. */
-static void run_on_colo_end(void *opaque)
-{
-	migration_set_status(opaque, MIGRATE_COMPLETED);
-}
-
 /* --incoming: the stream is in; run the guest, or end with the reason. */
 static void run_on_incoming(void *opaque, bool ok, const char *error)
 {
@@ -238,15 +232,14 @@ static int run_setup(struct run_ctx *c)
 	colo_init(&c->colo, &c->vm);
 	if (c->args.peer_timeout_ms) /* a peer silent this long is gone */
 		c->colo.peer_timeout_ms = c->args.peer_timeout_ms;
-	c->migration.colo = &c->colo;
-	colo_add_hook(&c->colo, COLO_HOOK_FAILOVER, run_on_colo_end, &c->migration);
 	c->migration_ready = 1;
 	if (c->args.incoming) {
 		/* The source owns the TAP until it hands the VM over. */
 		c->vm.defer_backends = 1;
 		vm_set_state(&c->vm, VM_STATE_CREATED, VM_STATE_INMIGRATE);
 	}
-	if (ret || (ret = run_add_devices(c)) || (ret = run_setup_colo_net(c)) ||
+	if (ret || (ret = migration_attach_colo(&c->migration, &c->colo)) || (ret = run_add_devices(c)) ||
+	    (ret = run_setup_colo_net(c)) ||
 	    (ret = run_load_guest(c)))
 		return ret;
 	if (c->args.qmp_path) {

@@ -15,6 +15,12 @@ int colo_link_reader_init(struct colo_link_reader *r)
 	return r->buf ? 0 : -ENOMEM;
 }
 
+void colo_link_reader_reset(struct colo_link_reader *r)
+{
+	r->hdr_got = 0;
+	r->got = 0;
+}
+
 void colo_link_reader_free(struct colo_link_reader *r)
 {
 	free(r->buf);

@@ -44,6 +44,8 @@ struct colo_link_reader {
 };
 
 int colo_link_reader_init(struct colo_link_reader *r);
+/* Forgets a partial frame (a new connection starts at a frame boundary). */
+void colo_link_reader_reset(struct colo_link_reader *r);
 void colo_link_reader_free(struct colo_link_reader *r);
 /* Every complete frame goes to fn. -EPROTO if a length is impossible (the stream is then dead). */
 int colo_link_feed(struct colo_link_reader *r, const uint8_t *data, size_t len, colo_link_frame_fn fn,

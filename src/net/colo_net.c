@@ -135,6 +135,7 @@ static int colo_net_start(void *opaque, struct colo *c)
 	n->mirror_seq = 0;
 	n->barrier = 0;
 	n->role = c->mode;
+	colo_link_reader_reset(&n->reader);
 	memset(&n->link, 0, sizeof(n->link));
 	n->link.up = n->link_seen = true;
 	ret = n->role == COLO_MODE_PRIMARY ? colo_net_primary_start(n) : colo_net_secondary_start(n);

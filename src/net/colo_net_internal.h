@@ -85,6 +85,7 @@ void colo_net_secondary_applied(struct colo_net *n, uint64_t position);
 void colo_net_primary_failover(struct colo_net *n);
 void colo_net_secondary_failover(struct colo_net *n);
 void colo_net_primary_free(struct colo_net *n);
+void colo_net_translate_only(struct colo_net *n);
 void colo_net_secondary_free(struct colo_net *n);
 
 #endif

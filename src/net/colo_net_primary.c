@@ -17,6 +17,8 @@ static void primary_release(void *opaque, const uint8_t *frame, size_t len)
 		return;
 	memset(pkt, 0, VNET_HDR_LEN);
 	memcpy(pkt + VNET_HDR_LEN, frame, len);
+	if (n->rw) /* connections that survived an earlier takeover: into their peers' numbers */
+		colo_rewriter_outbound(n->rw, pkt + VNET_HDR_LEN, len);
 	virtio_net_backend_send(n->nic, pkt, VNET_HDR_LEN + len);
 }
 
@@ -71,18 +73,32 @@ static void primary_backend_rx(void *opaque, uint8_t *pkt, size_t len)
 	struct colo_net *n = opaque;
 	uint64_t seq = __atomic_add_fetch(&n->mirror_seq, 1, __ATOMIC_ACQ_REL);
 
+	if (len <= VNET_HDR_LEN)
+		return;
 	/* Never blocks: a frame the link cannot take is counted as dropped (the
 	 * guests then differ and a checkpoint follows); a failed link ends COLO. */
 	pthread_mutex_lock(&n->lock);
+	if (n->rw) /* both guests know those connections in our guest's numbers */
+		colo_rewriter_inbound(n->rw, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
 	if (n->link_fd >= 0)
 		colo_link_send(&n->writer, n->epoch, seq, pkt, len);
 	pthread_mutex_unlock(&n->lock);
 }
 
+/*
+ * COLO starts with this VM as primary, maybe again in this process: a new
+ * comparator and capture. A rewriter left from an earlier takeover (this VM
+ * was a secondary) stays: its connections keep their translation to the wire.
+ */
 int colo_net_primary_start(struct colo_net *n)
 {
 	int err = 0;
 
+	colo_net_primary_free(n);
+	if (n->rw && !n->failed_over) { /* a secondary that never took over: its rewriter is done */
+		colo_rewriter_destroy(n->rw);
+		n->rw = NULL;
+	}
 	n->cmp = colo_compare_create(&n->cfg.compare, &primary_compare_ops, n);
 	if (!n->cmp)
 		return -ENOMEM;
@@ -159,7 +175,10 @@ void colo_net_primary_committed(struct colo_net *n)
 void colo_net_primary_failover(struct colo_net *n)
 {
 	vm_io_lock(n->vm);
-	virtio_net_set_filter(n->nic, NULL);
+	if (n->rw)
+		colo_net_translate_only(n);
+	else
+		virtio_net_set_filter(n->nic, NULL);
 	pthread_mutex_lock(&n->lock);
 	if (n->cmp)
 		colo_compare_flush(n->cmp);

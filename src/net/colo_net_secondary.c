@@ -74,18 +74,33 @@ static void secondary_rx_space(void *opaque)
 	pthread_mutex_unlock(&n->lock);
 }
 
-int colo_net_secondary_start(struct colo_net *n)
+static void secondary_set_filter(struct colo_net *n)
 {
-	n->rw = colo_rewriter_create();
-	if (!n->rw)
-		return -ENOMEM;
-	n->failed_over = false;
 	n->filter = (struct virtio_net_filter){ .guest_tx = secondary_guest_tx,
 						.backend_rx = secondary_backend_rx,
 						.rx_space = secondary_rx_space,
 						.opaque = n };
 	virtio_net_set_filter(n->nic, &n->filter);
+}
+
+int colo_net_secondary_start(struct colo_net *n)
+{
+	colo_net_secondary_free(n);
+	colo_net_primary_free(n);
+	n->rw = colo_rewriter_create();
+	if (!n->rw)
+		return -ENOMEM;
+	n->failed_over = false;
+	secondary_set_filter(n);
 	return 0;
+}
+
+/* Alone again after a pair that began with connections from an earlier
+ * takeover: only their translation stays between guest and TAP (io_lock held). */
+void colo_net_translate_only(struct colo_net *n)
+{
+	n->failed_over = true;
+	secondary_set_filter(n);
 }
 
 /* A mirrored frame: what the last checkpoint already contains is dropped. */

@@ -230,13 +230,9 @@ static void colo_set_socket_timeouts(struct colo *c, int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(void *))
+/* A new pair (also after an earlier one in this process ended): a fresh session. */
+static void colo_reset_session(struct colo *c, int fd, enum colo_mode mode)
 {
-	int ret = stream_out_init(&c->out, fd);
-
-	if (ret < 0)
-		return ret;
-	colo_set_socket_timeouts(c, fd);
 	pthread_mutex_lock(&c->lock);
 	c->fd = fd;
 	c->mode = mode;
@@ -245,8 +241,26 @@ static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(v
 	c->error[0] = '\0';
 	c->failover = COLO_FAILOVER_NONE;
 	c->leaving = false;
+	c->applying = false;
+	c->decision_open = c->waiting = c->decided = c->exit_announced = false;
+	c->pending_reasons = 0;
+	memset(&c->stats, 0, sizeof(c->stats));
 	c->last_heard_ns = c->last_sent_ns = stream_now_ns();
 	pthread_mutex_unlock(&c->lock);
+}
+
+static int colo_start(struct colo *c, int fd, enum colo_mode mode, void *(*fn)(void *))
+{
+	int ret;
+
+	if (c->thread_started) { /* the previous pair's thread has ended (colo_finish) */
+		pthread_join(c->thread, NULL);
+		c->thread_started = false;
+	}
+	if ((ret = stream_out_init(&c->out, fd)) < 0)
+		return ret;
+	colo_set_socket_timeouts(c, fd);
+	colo_reset_session(c, fd, mode);
 	ret = pthread_create(&c->thread, NULL, fn, c);
 	if (ret) {
 		pthread_mutex_lock(&c->lock);

@@ -24,6 +24,27 @@ void migration_init(struct migration *m, struct vm *vm, migrate_status_fn on_sta
 	pthread_mutex_init(&m->lock, NULL);
 }
 
+/* COLO has ended with this VM running alone: the migration that began it is
+ * over, and the VM may be protected again (`migrate` with x-colo). */
+static void migration_colo_ended(void *opaque)
+{
+	struct migration *m = opaque;
+	bool was_colo;
+
+	pthread_mutex_lock(&m->lock);
+	was_colo = m->status == MIGRATE_COLO;
+	m->incoming = false;
+	pthread_mutex_unlock(&m->lock);
+	if (was_colo)
+		migration_set_status(m, MIGRATE_COMPLETED);
+}
+
+int migration_attach_colo(struct migration *m, struct colo *c)
+{
+	m->colo = c;
+	return colo_add_hook(c, COLO_HOOK_FAILOVER, migration_colo_ended, m);
+}
+
 void migration_destroy(struct migration *m)
 {
 	migration_cancel(m);

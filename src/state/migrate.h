@@ -89,6 +89,9 @@ struct migration {
 };
 
 void migration_init(struct migration *m, struct vm *vm, migrate_status_fn on_status, void *opaque);
+/* Migrations with x-colo enter COLO on c; once COLO ends with this VM alone,
+ * it can be protected again. */
+int migration_attach_colo(struct migration *m, struct colo *c);
 /* Cancels what runs and waits for the thread. */
 void migration_destroy(struct migration *m);
 

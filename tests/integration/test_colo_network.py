@@ -389,3 +389,51 @@ def test_a_secondary_that_reads_nothing_cannot_stall_the_primary(pair):
     assert ev["data"] == {"mode": "secondary", "reason": "error", "x-waiting-for-decision": True}, ev
     assert qs.execute("query-status")["return"]["status"] == "paused"
     assert redis(net, "GET", "after") == "2"  # still the primary answering
+
+
+def test_a_survivor_is_protected_again(pair, start_vm, tmp_path):
+    """After a takeover, the survivor gets a new secondary (QMP migrate with x-colo),
+    COLO runs again in the same processes' kind, and a second loss of the serving
+    host loses no acknowledged write. A connection opened before the first takeover
+    keeps working across the re-protection (its translation stays on the survivor)."""
+    net, pri, qp, sec, qs = pair()
+    assert redis(net, "SET", "first", "1") == "OK"
+    # No periodic checkpoint: the echo session keeps the secondary's own sequence
+    # numbers (translated by its rewriter) up to the takeover and after it.
+    assert qp.execute("migrate-set-parameters", {"x-checkpoint-delay": 600000}) == {"return": {}}
+    time.sleep(scaled(0.5))
+    echo = start_client(net, ECHO_SESSION, net.GUEST_IP, scaled(6))
+    time.sleep(scaled(1))
+    fail_over(pri, qs)
+    wait_for(lambda: qs.execute("query-colo-status")["return"]["x-failover-state"] == "completed",
+             what="the first takeover")
+    carried = qs.execute("query-colo-compare")["return"]["rewriter"]
+    assert carried["failover"] and carried["connections"] >= 1, carried
+    # A new secondary where the dead primary was.
+    _port[0] += 1
+    addr = f"127.0.0.1:{_port[0]}"
+    sec2 = start_vm(["secondary", "--listen", addr, "--mem", "256M", "--net",
+                     f"tap=tap-pri,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s2.sock")],
+                    netns=net.name, name="sec2", command=None)
+    qs2 = QMP(str(tmp_path / "s2.sock"))
+    assert qs.execute("query-migrate")["return"]["status"] == "completed"
+    assert qs.execute("migrate", {"uri": f"tcp:{addr}"}) == {"return": {}}
+    wait_for(lambda: qs2.execute("query-colo-status")["return"]["mode"] == "secondary" and
+             qs.execute("query-colo-status")["return"]["mode"] == "primary", what="COLO again")
+    wait_for(lambda: counters(qs2)["checkpoints"] >= 2, what="checkpoints of the new pair")
+    code, out, err = finish(echo)
+    assert code == 0, err + out + pair_diagnosis(net, qs, qs2)
+    rw = qs.execute("query-colo-compare")["return"]["rewriter"]
+    assert rw["inbound-rewritten"] > carried["inbound-rewritten"], rw  # it kept translating
+    assert redis(net, "GET", "first") == "1"
+    # The second loss: the survivor's host dies under a writer.
+    kv = start_client(net, KV_WRITER, net.GUEST_IP, scaled(3))
+    time.sleep(scaled(1))
+    fail_over(sec, qs2)
+    code, out, err = finish(kv)
+    assert code == 0, err + out + pair_diagnosis(net, qs, qs2)
+    acked = int(re.search(r"acked (\d+)", out).group(1))
+    assert acked > 0
+    assert redis(net, "GET", "first") == "1"
+    assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
+    assert qs2.execute("query-status")["return"]["status"] == "running"
