@@ -212,6 +212,7 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		{ "cache-fill-delay-ms", QMP_ARG_INT, false },
 		{ "corrupt-next-checkpoint", QMP_ARG_BOOL, false },
 		{ "refuse-next-checkpoint", QMP_ARG_BOOL, false },
+		{ "stall-in", QMP_ARG_STRING, false },
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
@@ -224,6 +225,19 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
 	if (json_is_true(json_object_get(args, "refuse-next-checkpoint")))
 		__atomic_store_n(&m->colo->test_refuse_next, true, __ATOMIC_RELEASE);
+	if (json_object_get(args, "stall-in")) {
+		const char *phase = json_string_value(json_object_get(args, "stall-in"));
+		int i = COLO_TEST_PHASE_COUNT;
+
+		while (--i > COLO_TEST_PHASE_NONE && strcmp(colo_test_phase_names[i], phase))
+			;
+		if (i == COLO_TEST_PHASE_NONE) {
+			qmp_error_set(err, QMP_ERR_GENERIC, "stall-in: no phase '%s' (precopy, request, "
+				      "ram, device, received)", phase);
+			return NULL;
+		}
+		__atomic_store_n(&m->colo->test_stall_phase, i, __ATOMIC_RELEASE);
+	}
 	return NULL;
 }
 

@@ -1,10 +1,13 @@
 /* QMP commands for VM state: snapshots (and migration, in qmp_migrate.c). */
 #include "qmp/qmp_state.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "qmp/qmp.h"
 #include "state/snapshot.h"
+#include "state/vmstate.h"
 #include "vm/vm.h"
 
 static const struct qmp_arg_spec file_arg[] = {
@@ -51,11 +54,30 @@ static json_t *cmd_snapshot_load(json_t *args, struct qmp_error *err, void *opaq
 	return with_vm_stopped(opaque, args, err, snapshot_load);
 }
 
+/* Test and diagnosis: XXH3-64 of all guest RAM, of a stopped VM only (a running
+ * guest changes it while it is read). */
+static json_t *cmd_query_ram_hash(json_t *args, struct qmp_error *err, void *opaque)
+{
+	char hash[17];
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	if (vm_get_state(opaque) != VM_STATE_PAUSED) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "the VM must be stopped (state %s)",
+			      vm_state_name(vm_get_state(opaque)));
+		return NULL;
+	}
+	snprintf(hash, sizeof(hash), "%016" PRIx64, vmstate_ram_hash(opaque));
+	return json_pack("{s:s}", "hash", hash);
+}
+
 int qmp_state_bind(struct qmp_server *s, struct vm *vm)
 {
 	int ret = qmp_register(s, "snapshot-save", cmd_snapshot_save, vm);
 
 	if (ret == 0)
 		ret = qmp_register(s, "snapshot-load", cmd_snapshot_load, vm);
+	if (ret == 0)
+		ret = qmp_register(s, "x-query-ram-hash", cmd_query_ram_hash, vm);
 	return ret;
 }

@@ -20,7 +20,8 @@ static json_t *cmd_query_status(json_t *args, struct qmp_error *err, void *opaqu
 			 "running", st == VM_STATE_RUNNING, "singlestep", false);
 }
 
-/* vm_pause is a no-op (returns 0, emits nothing) when already paused, like QEMU's stop. */
+/* vm_pause on a stopped VM returns 0; it emits STOP only if only a COLO checkpoint held it
+ * (the stop then outlives the checkpoint). */
 static json_t *cmd_stop(json_t *args, struct qmp_error *err, void *opaque)
 {
 	int r;

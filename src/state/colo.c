@@ -314,6 +314,12 @@ int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value)
 	return stream_out_flush(&c->out);
 }
 
+const char *const colo_test_phase_names[COLO_TEST_PHASE_COUNT] = {
+	[COLO_TEST_PHASE_NONE] = "none",	   [COLO_TEST_PHASE_PRECOPY] = "precopy",
+	[COLO_TEST_PHASE_REQUEST] = "request",	   [COLO_TEST_PHASE_RAM] = "ram",
+	[COLO_TEST_PHASE_DEVICE] = "device",	   [COLO_TEST_PHASE_RECEIVED] = "received",
+};
+
 static const char *const colo_msg_names[COLO_MSG_COUNT] = {
 	[COLO_MSG_CHECKPOINT_READY] = "checkpoint-ready",
 	[COLO_MSG_CHECKPOINT_REQUEST] = "checkpoint-request",

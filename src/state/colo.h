@@ -100,6 +100,19 @@ struct colo_stats {
 	uint64_t last_ram_hash;
 };
 
+/* Where the primary's test hook can stall a checkpoint (x-colo-test stall-in). */
+enum colo_test_phase {
+	COLO_TEST_PHASE_NONE,
+	COLO_TEST_PHASE_PRECOPY,  /* ram-background sent, its pages not */
+	COLO_TEST_PHASE_REQUEST,  /* checkpoint-request sent, reply not read */
+	COLO_TEST_PHASE_RAM,      /* vmstate-send sent, its pages not */
+	COLO_TEST_PHASE_DEVICE,   /* RAM sent, device state not */
+	COLO_TEST_PHASE_RECEIVED, /* vmstate-received read (output released), vmstate-loaded not */
+	COLO_TEST_PHASE_COUNT,
+};
+
+extern const char *const colo_test_phase_names[COLO_TEST_PHASE_COUNT];
+
 struct colo_hook {
 	void (*fn)(void *opaque);
 	void *opaque;
@@ -152,6 +165,7 @@ struct colo {
 	pthread_cond_t decision;
 
 	/* Test hooks */
+	int test_stall_phase;       /* enum colo_test_phase: the primary stops dead there once */
 	uint32_t test_apply_delay_ms;
 	uint32_t test_cache_fill_delay_ms;
 	bool test_corrupt_next;

@@ -3,14 +3,33 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "state/colo.h"
 #include "state/vmstate.h"
+#include "util/log.h"
 #include "vm/dirty.h"
 #include "vm/vm.h"
 
 static uint64_t us_since(uint64_t t_ns) { return (stream_now_ns() - t_ns) / 1000; }
+
+#define TEST_STALL_MAX_MS 60000
+
+/* Test hook: once, the primary stops dead in phase `at` (no heartbeat, no
+ * progress) for a minute, to be killed or frozen there by a test. */
+static void primary_test_stall(struct colo *c, enum colo_test_phase at)
+{
+	int expected = at;
+	struct timespec tick = { 0, 10 * 1000000 };
+
+	if (!__atomic_compare_exchange_n(&c->test_stall_phase, &expected, COLO_TEST_PHASE_NONE, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	log_warn("test hook: the COLO primary stalls in phase %s", colo_test_phase_names[at]);
+	for (int ms = 0; ms < TEST_STALL_MAX_MS; ms += 10)
+		nanosleep(&tick, NULL);
+}
 
 /*
  * RAM dirtied since the last checkpoint and not sent ahead (c->bitmap holds
@@ -27,8 +46,10 @@ static int primary_send_ram(struct colo *c)
 	if (n < 0)
 		return (int)n;
 	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SEND,
-				       c->net_position ? c->net_position(c->net_opaque) : 0)) ||
-	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
+				       c->net_position ? c->net_position(c->net_opaque) : 0)))
+		return ret;
+	primary_test_stall(c, COLO_TEST_PHASE_RAM);
+	if ((ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
 		return ret;
 	if (__atomic_load_n(&c->check_ram, __ATOMIC_ACQUIRE)) {
 		uint64_t hash = vmstate_ram_hash(c->vm);
@@ -68,8 +89,10 @@ static int primary_precopy(struct colo *c)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if ((ret = colo_send_msg(c, COLO_MSG_RAM_BACKGROUND)) ||
-	    (ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)) || (ret = vmstate_write_end(&c->out)))
+	if ((ret = colo_send_msg(c, COLO_MSG_RAM_BACKGROUND)))
+		return ret;
+	primary_test_stall(c, COLO_TEST_PHASE_PRECOPY);
+	if ((ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)) || (ret = vmstate_write_end(&c->out)))
 		return ret;
 	memset(c->bitmap, 0, words * sizeof(uint64_t));
 	pthread_mutex_lock(&c->lock);
@@ -172,8 +195,10 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	if ((ret = primary_precopy(c)) < 0)
 		return ret;
 	t0 = stream_now_ns();
-	if ((ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REQUEST)) ||
-	    (ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
+	if ((ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REQUEST)))
+		return ret;
+	primary_test_stall(c, COLO_TEST_PHASE_REQUEST);
+	if ((ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
 		return ret;
 	t_stop = stream_now_ns();
 	if ((ret = vm_pause_quiet(c->vm)) < 0) /* also when stopped: `cont` must wait */
@@ -182,12 +207,15 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	ret = primary_send_ram(c);
 	t_ram = stream_now_ns();
 	if (ret == 0)
+		primary_test_stall(c, COLO_TEST_PHASE_DEVICE);
+	if (ret == 0)
 		ret = primary_send_device_state(c);
 	t_dev = stream_now_ns();
 	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_RECEIVED, NULL)) == 0) {
 		t_recv = stream_now_ns();
 		/* Output commit: the secondary holds everything that produced it. */
 		colo_run_hooks(c, COLO_HOOK_COMMITTED);
+		primary_test_stall(c, COLO_TEST_PHASE_RECEIVED);
 		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_LOADED, NULL);
 		pthread_mutex_lock(&c->lock);
 		c->stats.phase_request_us = (t_stop - t0) / 1000;

@@ -281,14 +281,14 @@ static int secondary_checkpoint(struct colo *c)
 	}
 	vmstate_loader_free(l);
 	free(l);
-	/* The SVM runs again whatever happened: from the checkpoint, or (refused)
-	 * from its own state, which nothing touched. */
+	/* Refused or cut short, COLO ends: the SVM stays stopped where it is, with
+	 * its own state, which nothing touched (it then waits for a decision). */
+	if (ret < 0)
+		return ret;
 	vm_resume_quiet(c->vm);
-	if (ret == 0 && __atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_RELAUNCH)
+	if (__atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_RELAUNCH)
 		return -ECANCELED; /* a failover waited for this apply: do it now */
-	if (ret == 0)
-		ret = colo_send_msg(c, COLO_MSG_VMSTATE_LOADED);
-	if (ret == 0)
+	if ((ret = colo_send_msg(c, COLO_MSG_VMSTATE_LOADED)) == 0)
 		colo_record_pause(c, (stream_now_ns() - t_stop) / 1000);
 	return ret;
 }

@@ -353,12 +353,8 @@ def slow_checkpoint(qp, qs, delay_ms=2500):
     return done
 
 
-def test_stop_during_a_checkpoint_outlives_it(colo_pair):
-    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
-    time.sleep(0.3)
-    done = slow_checkpoint(qp, qs)
-    assert qp.execute("stop") == {"return": {}}
-    assert qp.wait_event("STOP", timeout=10)
+def stays_stopped_after_the_checkpoint(pri, qp, qs, done):
+    """The checkpoint ends and the VM stays stopped (the monitor's stop); cont runs it, in COLO."""
     wait_for(lambda: checkpoints(qs) > done, what="the checkpoint to end")
     assert qp.execute("query-status")["return"]["status"] == "paused"
     assert_guest_stopped(pri)
@@ -366,6 +362,15 @@ def test_stop_during_a_checkpoint_outlives_it(colo_pair):
     n = len(counters(pri))
     wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run again")
     assert in_colo(qp, qs)
+
+
+def test_stop_during_a_checkpoint_outlives_it(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
+    time.sleep(0.3)
+    done = slow_checkpoint(qp, qs)
+    assert qp.execute("stop") == {"return": {}}
+    assert qp.wait_event("STOP", timeout=10)
+    stays_stopped_after_the_checkpoint(pri, qp, qs, done)
 
 
 def test_cont_during_a_checkpoint_of_a_stopped_vm_is_refused(colo_pair):
@@ -375,13 +380,49 @@ def test_cont_during_a_checkpoint_of_a_stopped_vm_is_refused(colo_pair):
     done = slow_checkpoint(qp, qs)
     # The state is being copied: running the guest now would change it.
     assert "error" in qp.execute("cont")
-    wait_for(lambda: checkpoints(qs) > done, what="the checkpoint to end")
-    assert qp.execute("query-status")["return"]["status"] == "paused"
-    assert_guest_stopped(pri)
-    assert qp.execute("cont") == {"return": {}}
-    n = len(counters(pri))
-    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run again")
-    assert in_colo(qp, qs)
+    stays_stopped_after_the_checkpoint(pri, qp, qs, done)
+
+
+@pytest.mark.parametrize("phase", ["precopy", "request", "ram", "device", "received"])
+def test_primary_lost_in_each_checkpoint_phase(colo_pair, phase):
+    """The primary dies in the middle of a checkpoint (a test hook stalls it there).
+    The secondary stops and waits (one copy). The checkpoint is applied whole if
+    the secondary had sent vmstate-received, else not at all: its RAM is as it was
+    when the checkpoint stopped it. After the decision the guest runs on."""
+    pri, qp, sec, qs = colo_pair(cmdline="app=dirty,pages=512,period=10", delay=60000, check_ram=True)
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: counted_at_least(qs, {"checkpoints": 0, "ram-checks": 0}, 1),
+             what="a whole checked checkpoint")
+    base = qs.execute("query-colo-stats")["return"]
+    time.sleep(scaled(0.5))  # the guest dirties enough pages for a pre-copy round
+    assert qp.execute("x-colo-test", {"stall-in": phase}) == {"return": {}}
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: f"stalls in phase {phase}" in pri.stderr(), what=f"the primary to stall in {phase}")
+    before = None
+    if phase in ("request", "ram", "device"):  # the checkpoint has stopped the secondary
+        wait_for(lambda: qs.execute("query-status")["return"]["status"] == "paused",
+                 what="the checkpoint to stop the secondary")
+        before = qs.execute("x-query-ram-hash")["return"]["hash"]
+    pri.proc.send_signal(signal.SIGKILL)
+    pri.proc.wait()
+    assert_waits_for_decision(qs, sec, "")
+    st = qs.execute("query-colo-stats")["return"]
+    assert st["ram-checks"] - base["ram-checks"] == (1 if phase == "received" else 0), (base, st)
+    if before:
+        assert qs.execute("x-query-ram-hash")["return"]["hash"] == before  # nothing half-applied
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
+    n = len(counters(sec))
+    wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
+
+
+def test_stall_in_names_the_phases(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000)
+    r = qp.execute("x-colo-test", {"stall-in": "nowhere"})
+    assert "no phase 'nowhere'" in r["error"]["desc"], r
+    wait_for(lambda: qp.execute("query-status")["return"]["status"] == "running",
+             what="the primary to run")
+    running = qp.execute("x-query-ram-hash")
+    assert "must be stopped" in running["error"]["desc"], running
 
 
 def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
@@ -439,3 +480,4 @@ def test_failover_and_status_commands(colo_pair, tmp_path):
     wait_for(lambda: qs.execute("query-status")["return"]["status"] == "running", what="the takeover")
     code, out, err = run_lockstep(["failover", "--qmp", str(tmp_path / "s.sock")])
     assert code == 1 and "VM is not in COLO mode" in err, err
+

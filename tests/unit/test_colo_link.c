@@ -72,6 +72,28 @@ static void make_pair(int sv[2])
 	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 }
 
+/* A writer on one end of a socket pair whose other end reads nothing yet. */
+struct rig {
+	struct colo_link_writer w;
+	struct failure f;
+	int sv[2];
+};
+
+static void rig_start(struct rig *r, unsigned stall_ms)
+{
+	failure_init(&r->f);
+	make_pair(r->sv);
+	assert_int_equal(colo_link_writer_start(&r->w, r->sv[0], LIMIT, stall_ms, on_failed, &r->f), 0);
+}
+
+static void rig_stop(struct rig *r)
+{
+	colo_link_writer_stop(&r->w);
+	close(r->sv[0]);
+	if (r->sv[1] >= 0)
+		close(r->sv[1]);
+}
+
 static void fill_frame(uint8_t *f, uint64_t seq)
 {
 	for (size_t i = 0; i < FRAME; i++)
@@ -98,24 +120,20 @@ static void on_frame(void *opaque, const struct colo_link_hdr *h, uint8_t *frame
 /* A peer that reads nothing: every send returns at once; the queue stays within its limit. */
 static void test_never_blocks_and_bounds_the_queue(void **state)
 {
-	struct colo_link_writer w;
 	struct colo_link_writer_stats st;
 	struct colo_link_reader rd;
 	struct received got = { 0 };
-	struct failure f;
 	uint8_t frame[FRAME], buf[8192];
 	uint64_t accepted = 0, dropped = 0, last_accepted = 0;
-	int sv[2];
+	struct rig r;
 
 	(void)state;
-	failure_init(&f);
-	make_pair(sv);
-	assert_int_equal(colo_link_writer_start(&w, sv[0], LIMIT, 60000, on_failed, &f), 0);
+	rig_start(&r, 60000);
 	for (uint64_t seq = 1; seq <= 1000; seq++) {
 		int ret;
 
 		fill_frame(frame, seq);
-		ret = colo_link_send(&w, 3, seq, frame, FRAME);
+		ret = colo_link_send(&r.w, 3, seq, frame, FRAME);
 		assert_true(ret == 0 || ret == -ENOBUFS);
 		if (ret == 0) {
 			accepted++;
@@ -124,7 +142,7 @@ static void test_never_blocks_and_bounds_the_queue(void **state)
 			dropped++;
 		}
 	}
-	colo_link_writer_get_stats(&w, &st);
+	colo_link_writer_get_stats(&r.w, &st);
 	assert_true(dropped > 0); /* 1.5 MB into 16 KiB of socket and 64 KiB of queue */
 	assert_int_equal(st.dropped, dropped);
 	assert_int_equal(st.frames, accepted);
@@ -133,100 +151,77 @@ static void test_never_blocks_and_bounds_the_queue(void **state)
 	/* The peer reads again: exactly the accepted frames arrive, whole and in order. */
 	assert_int_equal(colo_link_reader_init(&rd), 0);
 	while (got.count < accepted) {
-		ssize_t n = recv(sv[1], buf, sizeof(buf), 0);
+		ssize_t n = recv(r.sv[1], buf, sizeof(buf), 0);
 
 		assert_true(n > 0);
 		assert_int_equal(colo_link_feed(&rd, buf, (size_t)n, on_frame, &got), 0);
 	}
 	assert_int_equal(got.bad, 0);
 	assert_int_equal(got.last_seq, last_accepted);
-	colo_link_writer_stop(&w);
-	assert_int_equal(f.calls, 0);
+	rig_stop(&r);
+	assert_int_equal(r.f.calls, 0);
 	colo_link_reader_free(&rd);
-	close(sv[0]);
-	close(sv[1]);
 }
 
 /* A peer that stops reading is reported once, as silent, after stall_ms; sends then fail. */
 static void test_stalled_peer_is_reported(void **state)
 {
-	struct colo_link_writer w;
-	struct failure f;
 	uint8_t frame[FRAME] = { 0 };
-	int sv[2];
+	struct rig r;
 
 	(void)state;
-	failure_init(&f);
-	make_pair(sv);
-	assert_int_equal(colo_link_writer_start(&w, sv[0], LIMIT, 200, on_failed, &f), 0);
+	rig_start(&r, 200);
 	for (uint64_t seq = 1; seq <= 200; seq++)
-		colo_link_send(&w, 0, seq, frame, FRAME);
-	assert_int_equal(wait_failure(&f), -ETIMEDOUT);
-	assert_int_equal(colo_link_send(&w, 0, 999, frame, FRAME), -ETIMEDOUT);
-	colo_link_writer_stop(&w);
-	assert_int_equal(f.calls, 1);
-	close(sv[0]);
-	close(sv[1]);
+		colo_link_send(&r.w, 0, seq, frame, FRAME);
+	assert_int_equal(wait_failure(&r.f), -ETIMEDOUT);
+	assert_int_equal(colo_link_send(&r.w, 0, 999, frame, FRAME), -ETIMEDOUT);
+	rig_stop(&r);
+	assert_int_equal(r.f.calls, 1);
 }
 
 /* A peer that goes away is reported once with the socket's error. */
 static void test_closed_peer_is_reported(void **state)
 {
-	struct colo_link_writer w;
-	struct failure f;
 	uint8_t frame[FRAME] = { 0 };
-	int sv[2], ret = 0;
+	struct rig r;
+	int ret = 0;
 
 	(void)state;
-	failure_init(&f);
-	make_pair(sv);
-	assert_int_equal(colo_link_writer_start(&w, sv[0], LIMIT, 60000, on_failed, &f), 0);
-	close(sv[1]);
+	rig_start(&r, 60000);
+	close(r.sv[1]);
+	r.sv[1] = -1;
 	for (uint64_t seq = 1; seq <= 100 && (ret == 0 || ret == -ENOBUFS); seq++)
-		ret = colo_link_send(&w, 0, seq, frame, FRAME);
-	assert_int_equal(wait_failure(&f), -EPIPE);
-	assert_int_equal(colo_link_send(&w, 0, 999, frame, FRAME), -EPIPE);
-	colo_link_writer_stop(&w);
-	assert_int_equal(f.calls, 1);
-	close(sv[0]);
+		ret = colo_link_send(&r.w, 0, seq, frame, FRAME);
+	assert_int_equal(wait_failure(&r.f), -EPIPE);
+	assert_int_equal(colo_link_send(&r.w, 0, 999, frame, FRAME), -EPIPE);
+	rig_stop(&r);
+	assert_int_equal(r.f.calls, 1);
 }
 
 /* Stopping with a full queue and a peer that reads nothing returns, without a report. */
 static void test_stop_discards_the_queue(void **state)
 {
-	struct colo_link_writer w;
-	struct failure f;
 	uint8_t frame[FRAME] = { 0 };
-	int sv[2];
+	struct rig r;
 
 	(void)state;
-	failure_init(&f);
-	make_pair(sv);
-	assert_int_equal(colo_link_writer_start(&w, sv[0], LIMIT, 60000, on_failed, &f), 0);
+	rig_start(&r, 60000);
 	for (uint64_t seq = 1; seq <= 200; seq++)
-		colo_link_send(&w, 0, seq, frame, FRAME);
-	colo_link_writer_stop(&w);
-	assert_int_equal(f.calls, 0);
-	close(sv[0]);
-	close(sv[1]);
+		colo_link_send(&r.w, 0, seq, frame, FRAME);
+	rig_stop(&r);
+	assert_int_equal(r.f.calls, 0);
 }
 
 static void test_refuses_impossible_lengths(void **state)
 {
-	struct colo_link_writer w;
-	struct failure f;
 	static uint8_t big[COLO_LINK_MAX_FRAME + 1];
-	int sv[2];
+	struct rig r;
 
 	(void)state;
-	failure_init(&f);
-	make_pair(sv);
-	assert_int_equal(colo_link_writer_start(&w, sv[0], LIMIT, 60000, on_failed, &f), 0);
-	assert_int_equal(colo_link_send(&w, 0, 1, big, 11), -EINVAL);
-	assert_int_equal(colo_link_send(&w, 0, 1, big, sizeof(big)), -EINVAL);
-	colo_link_writer_stop(&w);
-	close(sv[0]);
-	close(sv[1]);
+	rig_start(&r, 60000);
+	assert_int_equal(colo_link_send(&r.w, 0, 1, big, 11), -EINVAL);
+	assert_int_equal(colo_link_send(&r.w, 0, 1, big, sizeof(big)), -EINVAL);
+	rig_stop(&r);
 }
 
 int main(void)
