@@ -97,7 +97,7 @@ static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *
 	enum colo_mode mode, last;
 	enum colo_exit_reason reason;
 	char error[256];
-	int failover;
+	int failover, stalled;
 	bool waiting;
 	json_t *r;
 
@@ -112,6 +112,9 @@ static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *
 		json_object_set_new(r, "x-error", json_string(error));
 	if (waiting) /* stopped: x-colo-lost-heartbeat (lockstep failover) decides the takeover */
 		json_object_set_new(r, "x-waiting-for-decision", json_true());
+	stalled = __atomic_load_n(&m->colo->test_stalled_in, __ATOMIC_ACQUIRE);
+	if (stalled != COLO_TEST_PHASE_NONE) /* x-colo-test stall-in */
+		json_object_set_new(r, "x-test-stalled-in", json_string(colo_test_phase_names[stalled]));
 	return r;
 }
 

@@ -166,6 +166,7 @@ struct colo {
 
 	/* Test hooks */
 	int test_stall_phase;       /* enum colo_test_phase: the primary stops dead there once */
+	int test_stalled_in;        /* the phase it is stalled in now (NONE: not stalled) */
 	uint32_t test_apply_delay_ms;
 	uint32_t test_cache_fill_delay_ms;
 	bool test_corrupt_next;

@@ -27,8 +27,10 @@ static void primary_test_stall(struct colo *c, enum colo_test_phase at)
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return;
 	log_warn("test hook: the COLO primary stalls in phase %s", colo_test_phase_names[at]);
+	__atomic_store_n(&c->test_stalled_in, at, __ATOMIC_RELEASE);
 	for (int ms = 0; ms < TEST_STALL_MAX_MS; ms += 10)
 		nanosleep(&tick, NULL);
+	__atomic_store_n(&c->test_stalled_in, COLO_TEST_PHASE_NONE, __ATOMIC_RELEASE);
 }
 
 /*

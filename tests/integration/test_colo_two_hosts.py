@@ -217,3 +217,26 @@ def test_primary_isolated_from_everyone(pair):
     # clients, cut off meanwhile, go on with the primary and lost nothing.
     assert assert_one_serving(hosts, {"primary": True, "secondary": True}) == "primary"
     check_clients(hosts, load)
+
+
+@pytest.mark.parametrize("phase", ["request", "ram", "device", "received"])
+def test_primary_power_loss_in_each_checkpoint_phase(pair, phase):
+    """The primary's host loses power in the middle of a checkpoint, under load: the
+    secondary waits (one copy), takes over on the decision, and the clients see no
+    reset and lose no acknowledged write, whether the output held for that
+    checkpoint was released (received) or not (before it)."""
+    hosts, qp, qs = pair
+    load = start_load(hosts, 12)
+    wait_for(lambda: checkpoints(qp) >= 3, 30, "checkpoints under load")
+    assert qp.execute("x-colo-test", {"stall-in": phase}) == {"return": {}}
+    wait_for(lambda: qp.execute("query-colo-status")["return"].get("x-test-stalled-in") == phase, 30,
+             f"the primary to stall in {phase}")
+    hosts.hosts["a"].power_off()
+    ev = qs.wait_event("COLO_EXIT", timeout=SILENCE + 20)
+    assert ev["data"]["x-waiting-for-decision"] is True, ev
+    assert serving(qs) is False
+    r = hosts.hosts["b"].run([LOCKSTEP, "failover", "--qmp", QMP_PATH["secondary"]], timeout=60)
+    assert r.returncode == 0 and "takes over" in r.stdout, r
+    wait_for(lambda: serving(qs), 30, "the secondary to serve")
+    check_clients(hosts, load)
+    assert assert_one_serving(hosts, {"primary": False, "secondary": True}) == "secondary"
