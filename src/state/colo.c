@@ -21,6 +21,7 @@ void colo_init(struct colo *c, struct vm *vm)
 	c->vm = vm;
 	c->fd = -1;
 	c->listen_fd = -1;
+	c->cache_fd = -1;
 	c->trigger_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->delay_ms = COLO_DEFAULT_DELAY_MS;
 	c->peer_timeout_ms = COLO_DEFAULT_PEER_TIMEOUT_MS;

@@ -152,6 +152,7 @@ struct colo {
 
 	/* Secondary */
 	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
+	int cache_fd;               /* the memfd behind it */
 	uint64_t *cache_dirty;      /* pages received since the last checkpoint */
 	bool applying;              /* a checkpoint is being applied: failover waits */
 	bool leaving;               /* the COLO thread left its loop: no new failover request */

@@ -1,5 +1,6 @@
 /* The secondary side of COLO: RAM cache, checkpoint apply, failover (see colo.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,12 @@ static int secondary_cache_init(struct colo *c)
 	struct gmem *mem = &c->vm->mem;
 	uint64_t pages = gmem_page_count(mem), *scratch;
 
-	c->cache = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			-1, 0);
+	/* A memfd, so that memory is reserved (fallocate) before any page is written
+	 * into it: a full host refuses a checkpoint instead of killing us. */
+	c->cache_fd = memfd_create("lockstep-colo-cache", MFD_CLOEXEC);
+	if (c->cache_fd < 0 || ftruncate(c->cache_fd, (off_t)mem->size) < 0)
+		return -errno;
+	c->cache = mmap(NULL, mem->size, PROT_READ | PROT_WRITE, MAP_SHARED, c->cache_fd, 0);
 	c->cache_dirty = calloc(dirty_bitmap_words(c->vm), sizeof(uint64_t));
 	c->bitmap = calloc(dirty_bitmap_words(c->vm), sizeof(uint64_t));
 	if (c->cache == MAP_FAILED || !c->cache_dirty || !c->bitmap) {
@@ -34,6 +39,9 @@ static int secondary_cache_init(struct colo *c)
 
 		if (hole > data + CACHE_FILL_CHUNK_PAGES)
 			hole = data + CACHE_FILL_CHUNK_PAGES;
+		if (hole > data && fallocate(c->cache_fd, FALLOC_FL_KEEP_SIZE, (off_t)(data * GMEM_PAGE_SIZE),
+					     (off_t)((hole - data) * GMEM_PAGE_SIZE)) < 0)
+			return -errno;
 		if (hole > data)
 			memcpy(c->cache + data * GMEM_PAGE_SIZE, gmem_page_hva(mem, data),
 			       (hole - data) * GMEM_PAGE_SIZE);
@@ -54,6 +62,9 @@ static void secondary_cache_free(struct colo *c)
 	if (c->cache)
 		munmap(c->cache, c->vm->mem.size);
 	c->cache = NULL;
+	if (c->cache_fd >= 0)
+		close(c->cache_fd);
+	c->cache_fd = -1;
 	free(c->cache_dirty);
 	free(c->bitmap);
 	c->cache_dirty = c->bitmap = NULL;
@@ -67,6 +78,7 @@ static int secondary_receive_ram(struct colo *c, struct vmstate_loader *l)
 	vmstate_loader_init(l, c->vm, 1);
 	l->have_config = 1;
 	l->ram_target = c->cache;
+	l->ram_target_fd = c->cache_fd;
 	l->ram_target_dirty = c->cache_dirty;
 	l->ram_only = 1;
 	ret = vmstate_load_stream_body(l, &c->in);

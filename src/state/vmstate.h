@@ -92,6 +92,7 @@ struct vmstate_loader {
 	 * are marked in ram_target_dirty; a RAM_HASH is only recorded
 	 * (ram_hash_expected) to be compared once the pages are applied. */
 	uint8_t *ram_target;
+	int ram_target_fd; /* the memfd behind ram_target (memory reserved per run), or -1 */
 	uint64_t *ram_target_dirty;
 	int ram_hash_expected;
 	int ram_only; /* body: RAM, RAM_HASH and END only (else: machine sections and END) */

@@ -1,5 +1,6 @@
 /* Reading the VM state stream: every length, index and hash checked. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +40,7 @@ void vmstate_loader_init(struct vmstate_loader *l, struct vm *vm, int apply_ram)
 	memset(l, 0, sizeof(*l));
 	l->vm = vm;
 	l->apply_ram = apply_ram;
+	l->ram_target_fd = -1;
 	sbuf_init(&l->vcpu);
 	sbuf_init(&l->platform);
 }
@@ -156,6 +158,29 @@ static void mark_run(uint64_t *bitmap, const struct vmstate_ram_run *run)
 		bitmap[p / 64] |= 1ULL << (p % 64);
 }
 
+/* Memory behind a run before its pages are written: a full host then refuses
+ * the stream here instead of killing the process (SIGBUS) in the copy. */
+static int reserve_run(struct vmstate_loader *l, const struct vmstate_ram_run *run)
+{
+	off_t off = (off_t)(run->first * GMEM_PAGE_SIZE), len = (off_t)(run->count * GMEM_PAGE_SIZE);
+
+	if (!l->ram_target)
+		return gmem_reserve(&l->vm->mem, run->first, run->count);
+	if (l->ram_target_fd >= 0 && fallocate(l->ram_target_fd, FALLOC_FL_KEEP_SIZE, off, len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* A zero run into the target: freed pages read as zero and cost no memory. */
+static void zero_target_run(struct vmstate_loader *l, const struct vmstate_ram_run *run, uint8_t *dst)
+{
+	off_t off = (off_t)(run->first * GMEM_PAGE_SIZE), len = (off_t)(run->count * GMEM_PAGE_SIZE);
+
+	if (l->ram_target_fd < 0 ||
+	    fallocate(l->ram_target_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) < 0)
+		memset(dst, 0, (size_t)len);
+}
+
 /* RAM payload: runs, each page range checked; data goes straight into guest RAM. */
 static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len)
 {
@@ -186,7 +211,7 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 		if (l->ram_target_dirty)
 			mark_run(l->ram_target_dirty, &run);
 		if (run.zero && l->ram_target) {
-			memset(dst, 0, bytes);
+			zero_target_run(l, &run, dst);
 		} else if (run.zero) {
 			/* Freeing the pages zeroes them without allocating memory. */
 			if (l->apply_ram && !l->ram_is_zero && gmem_discard(&l->vm->mem, run.first, run.count) < 0)
@@ -194,8 +219,14 @@ static int load_ram(struct vmstate_loader *l, struct stream_in *in, uint64_t len
 		} else {
 			uint8_t scratch[4096];
 
+			int err;
+
 			if (bytes > left)
 				return load_fail(l, "RAM section: page data runs past the section end");
+			if (l->apply_ram && (err = reserve_run(l, &run)) < 0)
+				return load_fail(l, "RAM section: no memory for %llu pages at page %llu: %s",
+						 (unsigned long long)run.count, (unsigned long long)run.first,
+						 strerror(-err));
 			for (uint64_t off = 0; off < bytes; off += GMEM_PAGE_SIZE) {
 				uint8_t *p = l->apply_ram ? dst + off : scratch;
 

@@ -8,10 +8,12 @@
  * devices); "vmstate_kvm" needs /dev/kvm (kvm_required.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -949,6 +951,18 @@ static int load_body(struct vmstate_loader *l, const uint8_t *p, size_t n)
 	return ret;
 }
 
+/* A loader for the RAM part of a COLO checkpoint, into a cache (fd: its memfd, or -1). */
+static void cache_loader_init(struct vmstate_loader *l, struct vm *vm, uint8_t *cache, int fd,
+			      uint64_t *dirty)
+{
+	vmstate_loader_init(l, vm, 1);
+	l->have_config = 1;
+	l->ram_target = cache;
+	l->ram_target_fd = fd;
+	l->ram_target_dirty = dirty;
+	l->ram_only = 1;
+}
+
 static void test_checkpoint_body_into_cache(void **state)
 {
 	struct memvm *src = memvm_new(MEM_SIZE, default_names);
@@ -976,11 +990,7 @@ static void test_checkpoint_body_into_cache(void **state)
 	assert_int_equal(vmstate_write_end(&w.out), 0);
 	writer_close(&w, &dev);
 
-	vmstate_loader_init(l, &dst->vm, 1);
-	l->have_config = 1;
-	l->ram_target = cache;
-	l->ram_target_dirty = dirty;
-	l->ram_only = 1;
+	cache_loader_init(l, &dst->vm, cache, -1, dirty);
 	assert_int_equal(load_body(l, ram.data, ram.len), 0);
 	assert_int_equal(l->ram_pages, 6);
 	assert_true(l->ram_hash_expected); /* recorded, compared once the cache is flushed */
@@ -999,11 +1009,7 @@ static void test_checkpoint_body_into_cache(void **state)
 	vmstate_loader_free(l);
 
 	/* What may not appear where: CONFIG in a checkpoint, machine state in the RAM part, RAM in the device part. */
-	vmstate_loader_init(l, &dst->vm, 1);
-	l->have_config = 1;
-	l->ram_target = cache;
-	l->ram_target_dirty = dirty;
-	l->ram_only = 1;
+	cache_loader_init(l, &dst->vm, cache, -1, dirty);
 	assert_int_equal(load_body(l, dev.data, dev.len), -EINVAL);
 	assert_non_null(strstr(l->error, "section type 3 not allowed here"));
 	vmstate_loader_free(l);
@@ -1421,6 +1427,58 @@ static void test_dirty_harvest_two_slots(void **state)
 	free(big);
 }
 
+/* RAM runs for a cache in a memfd: memory reserved before each data run is
+ * written (a full host refuses the stream instead of faulting), zero runs freed. */
+static void test_checkpoint_body_reserves_cache_memory(void **state)
+{
+	struct memvm *src = memvm_new(MEM_SIZE, default_names);
+	struct memvm *dst = memvm_new(MEM_SIZE, default_names);
+	struct vmstate_loader *l = malloc(sizeof(*l));
+	uint64_t dirty[MEM_PAGES / 64] = { 0 }, bitmap[MEM_PAGES / 64] = { 0 };
+	int fd = memfd_create("test-cache", MFD_CLOEXEC), ro;
+	char path[64];
+	uint8_t *cache;
+	struct sbuf ram;
+	struct writer w;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, MEM_SIZE), 0);
+	cache = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(cache != MAP_FAILED);
+	memset(cache + 500 * PAGE, 0x99, PAGE); /* the zero run below frees it */
+	fill_pattern(&src->vm);
+	bitmap[0] = 0x0f;
+	bitmap[500 / 64] = 1ULL << (500 % 64); /* a hole in src: a zero run */
+	writer_open(&w);
+	assert_int_equal(vmstate_write_ram(&w.out, &src->vm, bitmap, NULL), 0);
+	assert_int_equal(vmstate_write_end(&w.out), 0);
+	writer_close(&w, &ram);
+
+	cache_loader_init(l, &dst->vm, cache, fd, dirty);
+	assert_int_equal(load_body(l, ram.data, ram.len), 0);
+	assert_memory_equal(cache, src->vm.mem.base, 4 * PAGE);
+	assert_int_equal(lseek(fd, 500 * PAGE, SEEK_HOLE), 500 * PAGE); /* freed, not written */
+	assert_int_equal(cache[500 * PAGE + 7], 0);                    /* (reading it allocates) */
+	vmstate_loader_free(l);
+
+	/* Memory that cannot be reserved (here: an fd fallocate refuses) refuses the stream. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(ro >= 0);
+	cache_loader_init(l, &dst->vm, cache, ro, dirty);
+	assert_int_equal(load_body(l, ram.data, ram.len), -EINVAL);
+	assert_non_null(strstr(l->error, "no memory for 4 pages at page 0"));
+	vmstate_loader_free(l);
+	close(ro);
+	munmap(cache, MEM_SIZE);
+	close(fd);
+	sbuf_free(&ram);
+	free(l);
+	memvm_free(src);
+	memvm_free(dst);
+}
+
 /* The hash of RAM as it will be once the overlay is copied, without copying. */
 static void test_ram_hash_overlay(void **state)
 {
@@ -1472,6 +1530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_ram_hash_mismatch, rig_setup, rig_teardown),
 		cmocka_unit_test(test_checkpoint_body_into_cache),
 		cmocka_unit_test(test_ram_hash_overlay),
+		cmocka_unit_test(test_checkpoint_body_reserves_cache_memory),
 	};
 	const struct CMUnitTest with_kvm[] = {
 		cmocka_unit_test(test_machine_roundtrip),
