@@ -183,20 +183,22 @@ static void colo_net_on_timer(void *opaque, uint32_t events)
 }
 
 /* The role is fixed while COLO runs; hooks only fire while it does. */
-static void colo_net_hook_committed(void *opaque)
+static int colo_net_committed(void *opaque)
 {
 	struct colo_net *n = opaque;
 
 	if (n->role == COLO_MODE_PRIMARY)
 		colo_net_primary_committed(n);
+	return 0;
 }
 
-static void colo_net_hook_applied(void *opaque)
+static int colo_net_applied(void *opaque, uint64_t mirror_position)
 {
 	struct colo_net *n = opaque;
 
 	if (n->role == COLO_MODE_SECONDARY)
-		colo_net_secondary_applied(n, n->colo->checkpoint_net_position);
+		colo_net_secondary_applied(n, mirror_position);
+	return 0;
 }
 
 /* The link goes down: first its reader, then its senders (link_fd < 0 under
@@ -219,7 +221,7 @@ static void colo_net_link_down(struct colo_net *n)
 	pthread_mutex_unlock(&n->lock);
 }
 
-static void colo_net_hook_failover(void *opaque)
+static void colo_net_failover(void *opaque)
 {
 	struct colo_net *n = opaque;
 
@@ -262,12 +264,13 @@ struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct c
 		timerfd_settime(n->timer_fd, 0, &every, NULL);
 		evloop_add(vm->loop, n->timer_fd, EPOLLIN, colo_net_on_timer, n);
 	}
-	c->start_net = colo_net_start;
-	c->net_position = colo_net_position;
-	c->net_opaque = n;
-	colo_add_hook(c, COLO_HOOK_COMMITTED, colo_net_hook_committed, n);
-	colo_add_hook(c, COLO_HOOK_APPLIED, colo_net_hook_applied, n);
-	colo_add_hook(c, COLO_HOOK_FAILOVER, colo_net_hook_failover, n);
+	if (colo_add_participant(c, &(struct colo_participant){
+		    .name = "network proxy", .opaque = n, .start = colo_net_start,
+		    .committed = colo_net_committed, .applied = colo_net_applied,
+		    .mark = colo_net_position, .failover = colo_net_failover }) < 0) {
+		colo_net_destroy(n);
+		return NULL;
+	}
 	return n;
 }
 

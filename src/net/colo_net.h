@@ -5,7 +5,7 @@
  * secondary over the link; frames the guest sends go to the comparator, never
  * straight to the TAP; the secondary's frames (after its rewriter) come back
  * over the link to the comparator; released frames go to the TAP. Held frames
- * are released when the secondary has received a checkpoint (COLO_HOOK_COMMITTED).
+ * are released when the secondary has received a checkpoint (the participant's committed step).
  *
  * Secondary: its guest's input is the mirror (TCP ACK numbers shifted by the
  * rewriter); its output goes through the rewriter to the primary. It owns no

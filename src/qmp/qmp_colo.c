@@ -84,7 +84,12 @@ static json_t *cmd_lost_heartbeat(json_t *args, struct qmp_error *err, void *opa
 	if (qmp_args_check(args, err, NULL) < 0)
 		return NULL;
 	ret = colo_lost_heartbeat(m->colo);
-	if (ret == -ENOTCONN)
+	if (ret == -ESTALE) {
+		char why[256];
+
+		colo_get_error(m->colo, why, sizeof(why));
+		qmp_error_set(err, QMP_ERR_GENERIC, "this secondary cannot take over: %s", why);
+	} else if (ret == -ENOTCONN)
 		qmp_error_set(err, QMP_ERR_GENERIC, "VM is not in COLO mode");
 	else if (ret == -EALREADY)
 		qmp_error_set(err, QMP_ERR_GENERIC, "COLO failover is already activated");
@@ -208,6 +213,23 @@ static int test_delay_arg(json_t *args, const char *name, uint32_t *out, struct 
 	return 0;
 }
 
+/* fail-step: a participant's next prepare, committed or applied step fails. */
+static json_t *test_fail_step_arg(json_t *args, struct colo *c, struct qmp_error *err)
+{
+	const char *step = json_string_value(json_object_get(args, "fail-step"));
+
+	if (!step)
+		return NULL;
+	for (int i = COLO_STEP_PREPARE; i <= COLO_STEP_APPLIED; i++) {
+		if (!strcmp(colo_step_names[i], step)) {
+			__atomic_store_n(&c->test_fail_step, i + 1, __ATOMIC_RELEASE);
+			return NULL;
+		}
+	}
+	qmp_error_set(err, QMP_ERR_GENERIC, "fail-step: no step '%s' (prepare, committed, applied)", step);
+	return NULL;
+}
+
 static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 {
 	static const struct qmp_arg_spec spec[] = {
@@ -216,6 +238,7 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		{ "corrupt-next-checkpoint", QMP_ARG_BOOL, false },
 		{ "refuse-next-checkpoint", QMP_ARG_BOOL, false },
 		{ "stall-in", QMP_ARG_STRING, false },
+		{ "fail-step", QMP_ARG_STRING, false },
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
@@ -241,7 +264,7 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		}
 		__atomic_store_n(&m->colo->test_stall_phase, i, __ATOMIC_RELEASE);
 	}
-	return NULL;
+	return test_fail_step_arg(args, m->colo, err);
 }
 
 static json_t *class_stats_json(const struct colo_compare_class_stats *c)

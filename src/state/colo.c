@@ -1,4 +1,4 @@
-/* COLO bookkeeping shared by both roles: failover state, hooks, stats, messages. */
+/* COLO bookkeeping shared by both roles: failover state, participants, stats, messages. */
 #include "state/colo.h"
 
 #include <errno.h>
@@ -55,21 +55,80 @@ void colo_destroy(struct colo *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
-int colo_add_hook(struct colo *c, enum colo_hook_point at, void (*fn)(void *), void *opaque)
+int colo_add_participant(struct colo *c, const struct colo_participant *p)
 {
-	for (int i = 0; i < COLO_MAX_HOOKS; i++) {
-		if (!c->hooks[at][i].fn) {
-			c->hooks[at][i] = (struct colo_hook){ fn, opaque };
-			return 0;
-		}
-	}
-	return -ENOSPC;
+	for (int i = 0; i < c->n_participants; i++)
+		if (c->participants[i].mark && p->mark)
+			return -EBUSY;
+	if (c->n_participants == COLO_MAX_PARTICIPANTS)
+		return -ENOSPC;
+	c->participants[c->n_participants++] = *p;
+	return 0;
 }
 
-void colo_run_hooks(struct colo *c, enum colo_hook_point at)
+uint64_t colo_participant_mark(struct colo *c)
 {
-	for (int i = 0; i < COLO_MAX_HOOKS && c->hooks[at][i].fn; i++)
-		c->hooks[at][i].fn(c->hooks[at][i].opaque);
+	for (int i = 0; i < c->n_participants; i++)
+		if (c->participants[i].mark)
+			return c->participants[i].mark(c->participants[i].opaque);
+	return 0;
+}
+
+static int participant_step(struct colo *c, const struct colo_participant *p, enum colo_step step,
+			    uint64_t mark)
+{
+	switch (step) {
+	case COLO_STEP_START:
+		return p->start ? p->start(p->opaque, c) : 0;
+	case COLO_STEP_PREPARE:
+		return p->prepare ? p->prepare(p->opaque) : 0;
+	case COLO_STEP_COMMITTED:
+		return p->committed ? p->committed(p->opaque) : 0;
+	case COLO_STEP_APPLIED:
+		return p->applied ? p->applied(p->opaque, mark) : 0;
+	}
+	return -EINVAL;
+}
+
+const char *const colo_step_names[] = {
+	[COLO_STEP_START] = "start",
+	[COLO_STEP_PREPARE] = "prepare",
+	[COLO_STEP_COMMITTED] = "committed",
+	[COLO_STEP_APPLIED] = "applied",
+};
+
+int colo_run_participants(struct colo *c, enum colo_step step, uint64_t mark)
+{
+	int armed = (int)step + 1;
+	static const char *const what[] = {
+		[COLO_STEP_START] = "cannot start",
+		[COLO_STEP_PREPARE] = "cannot take part in the checkpoint",
+		[COLO_STEP_COMMITTED] = "failed at the output commit",
+		[COLO_STEP_APPLIED] = "failed to apply the checkpoint",
+	};
+
+	/* Test hook (x-colo-test fail-step): a participant that fails here once. */
+	if (__atomic_compare_exchange_n(&c->test_fail_step, &armed, 0, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		colo_fail(c, "test hook %s: %s", what[step], strerror(EIO));
+		return -EIO;
+	}
+	for (int i = 0; i < c->n_participants; i++) {
+		int ret = participant_step(c, &c->participants[i], step, mark);
+
+		if (ret < 0) {
+			colo_fail(c, "%s %s: %s", c->participants[i].name, what[step], strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static void colo_participants_failover(struct colo *c)
+{
+	for (int i = 0; i < c->n_participants; i++)
+		if (c->participants[i].failover)
+			c->participants[i].failover(c->participants[i].opaque);
 }
 
 bool colo_failover_cas(struct colo *c, int from, int to)
@@ -117,7 +176,9 @@ int colo_lost_heartbeat(struct colo *c)
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->decision_open) { /* a secondary that lost its primary: the decision */
+	if (c->unusable[0]) {
+		ret = -ESTALE;
+	} else if (c->decision_open) { /* a secondary that lost its primary: the decision */
 		if (c->decided) {
 			ret = -EALREADY;
 		} else {
@@ -240,6 +301,7 @@ static void colo_reset_session(struct colo *c, int fd, enum colo_mode mode)
 	c->running = true;
 	c->reason = COLO_EXIT_NONE;
 	c->error[0] = '\0';
+	c->unusable[0] = '\0';
 	c->failover = COLO_FAILOVER_NONE;
 	c->leaving = false;
 	c->applying = false;
@@ -548,7 +610,7 @@ void colo_finish(struct colo *c, bool vm_runs_alone)
 	stream_in_free(&c->in);
 	stream_out_free(&c->out);
 	if (vm_runs_alone)
-		colo_run_hooks(c, COLO_HOOK_FAILOVER);
+		colo_participants_failover(c);
 	if (!announced)
 		post_exit(c, mode, reason, false);
 }

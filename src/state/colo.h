@@ -35,6 +35,7 @@
 #include "state/stream.h"
 #include "util/sbuf.h"
 
+struct colo;
 struct vm;
 struct vmstate_loader;
 
@@ -72,14 +73,37 @@ enum colo_msg {
 
 enum colo_reason { COLO_REASON_PERIODIC, COLO_REASON_REQUEST, COLO_REASON_COMPARATOR, COLO_REASON_COUNT };
 
-/* Points where other layers plug into a checkpoint (network, disk). */
-enum colo_hook_point {
-	COLO_HOOK_COMMITTED, /* primary, at vmstate-received: release held output */
-	COLO_HOOK_APPLIED,   /* secondary, state applied: reset rewriter, empty overlays */
-	COLO_HOOK_FAILOVER,  /* either side, COLO has ended and the VM runs alone */
-	COLO_HOOK_COUNT,
+/*
+ * A checkpoint participant: a layer whose state moves with the VM's (the
+ * network proxy now, disk replication next). Every hook is optional and runs
+ * on the COLO thread; one that returns -errno ends what it is part of, and
+ * COLO ends by the usual rules (the primary serves on; the secondary keeps its
+ * last checkpoint and waits for a decision).
+ */
+struct colo_participant {
+	const char *name;
+	void *opaque;
+	/* Both sides, COLO begins (connect links). Error: COLO does not start. */
+	int (*start)(void *opaque, struct colo *c);
+	/* Primary: its VM stopped, before any state is sent. Secondary: the
+	 * checkpoint validated, before vmstate-received. Error: the checkpoint is
+	 * aborted, and nothing of it is applied. */
+	int (*prepare)(void *opaque);
+	/* Primary, at vmstate-received: the output commit point. */
+	int (*committed)(void *opaque);
+	/* Secondary, the checkpoint's state in place; `mark` is what the
+	 * primary's mark hook said at vmstate-send. Prepare made sure this can
+	 * succeed: if it fails anyway, this secondary can no longer take over. */
+	int (*applied)(void *opaque, uint64_t mark);
+	/* Primary, VM stopped: a position carried to the secondary (one participant). */
+	uint64_t (*mark)(void *opaque);
+	/* Either side: COLO has ended and the VM runs alone. */
+	void (*failover)(void *opaque);
 };
-#define COLO_MAX_HOOKS 8
+#define COLO_MAX_PARTICIPANTS 4
+
+enum colo_step { COLO_STEP_START, COLO_STEP_PREPARE, COLO_STEP_COMMITTED, COLO_STEP_APPLIED };
+extern const char *const colo_step_names[]; /* "start", "prepare", "committed", "applied" */
 
 struct colo_stats {
 	uint64_t checkpoints;
@@ -112,11 +136,6 @@ enum colo_test_phase {
 };
 
 extern const char *const colo_test_phase_names[COLO_TEST_PHASE_COUNT];
-
-struct colo_hook {
-	void (*fn)(void *opaque);
-	void *opaque;
-};
 
 /* waiting: a secondary that stopped its VM and waits for the takeover decision. */
 typedef void (*colo_exit_fn)(void *opaque, enum colo_mode mode, enum colo_exit_reason reason,
@@ -172,24 +191,23 @@ struct colo {
 	uint32_t test_cache_fill_delay_ms;
 	bool test_corrupt_next;
 	bool test_refuse_next;
+	int test_fail_step;         /* enum colo_step + 1: its next run fails (0: none) */
 
-	/* The network proxy (src/net/colo_net.c): connects its link when COLO
-	 * starts; the primary's mirror position travels with vmstate-send. */
-	int (*start_net)(void *opaque, struct colo *c);
-	uint64_t (*net_position)(void *opaque);
-	void *net_opaque;
 	char peer_uri[300]; /* primary: where the secondary listens */
-	int listen_fd;      /* secondary: the migration listener, kept for the link */
-	uint64_t checkpoint_net_position; /* secondary: mirror position of the last checkpoint */
+	int listen_fd;      /* secondary: the migration listener, kept for the links */
+	uint64_t checkpoint_mark; /* secondary: the mark that came with vmstate-send */
+	char unusable[256]; /* secondary: why its state can no longer be taken over */
 
-	struct colo_hook hooks[COLO_HOOK_COUNT][COLO_MAX_HOOKS];
+	struct colo_participant participants[COLO_MAX_PARTICIPANTS];
+	int n_participants;
 	colo_exit_fn on_exit;
 	void *exit_opaque;
 };
 
 void colo_init(struct colo *c, struct vm *vm);
 void colo_destroy(struct colo *c);
-int colo_add_hook(struct colo *c, enum colo_hook_point at, void (*fn)(void *), void *opaque);
+/* -ENOSPC if the table is full, -EBUSY for a second participant with a mark. */
+int colo_add_participant(struct colo *c, const struct colo_participant *p);
 
 /*
  * Take over the connected migration socket fd (its read side has the stream
@@ -208,7 +226,8 @@ void colo_link_failed(struct colo *c, const char *why);
 void colo_set_delay(struct colo *c, uint32_t delay_ms);
 /* x-colo-lost-heartbeat: during COLO, fail over now; on a secondary waiting after
  * losing its primary, the decision to take over. -ENOTCONN if neither, -EALREADY
- * if a failover is under way. */
+ * if a failover is under way, -ESTALE if this secondary's state cannot run
+ * (a participant failed after the commit point: colo_get_error says why). */
 int colo_lost_heartbeat(struct colo *c);
 
 void colo_query(struct colo *c, enum colo_mode *mode, enum colo_mode *last_mode,
@@ -240,7 +259,11 @@ int colo_sleep_alive(struct colo *c, uint32_t ms);
 void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Secondary, its primary lost: the one place that decides a takeover. */
 bool colo_await_takeover(struct colo *c);
-void colo_run_hooks(struct colo *c, enum colo_hook_point at);
+/* Every participant's hook for `step`, in order; the first error ends the
+ * step (colo_fail names the participant). `mark` is for COLO_STEP_APPLIED. */
+int colo_run_participants(struct colo *c, enum colo_step step, uint64_t mark);
+/* The mark of the participant that has one (0 if none). */
+uint64_t colo_participant_mark(struct colo *c);
 void colo_record_pause(struct colo *c, uint64_t pause_us);
 /* vm_runs_alone: the VM runs on without COLO (the failover hooks run); false
  * when a waiting secondary is abandoned without a decision. */

@@ -47,8 +47,7 @@ static int primary_send_ram(struct colo *c)
 	n = dirty_harvest(c->vm, c->bitmap);
 	if (n < 0)
 		return (int)n;
-	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SEND,
-				       c->net_position ? c->net_position(c->net_opaque) : 0)))
+	if ((ret = colo_send_msg_value(c, COLO_MSG_VMSTATE_SEND, colo_participant_mark(c))))
 		return ret;
 	primary_test_stall(c, COLO_TEST_PHASE_RAM);
 	if ((ret = vmstate_write_ram(&c->out, c->vm, c->bitmap, &rs)))
@@ -206,7 +205,9 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	if ((ret = vm_pause_quiet(c->vm)) < 0) /* also when stopped: `cont` must wait */
 		return ret;
 	t_stopped = stream_now_ns();
-	ret = primary_send_ram(c);
+	ret = colo_run_participants(c, COLO_STEP_PREPARE, 0);
+	if (ret == 0)
+		ret = primary_send_ram(c);
 	t_ram = stream_now_ns();
 	if (ret == 0)
 		primary_test_stall(c, COLO_TEST_PHASE_DEVICE);
@@ -216,9 +217,10 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	if (ret == 0 && (ret = colo_expect_msg(c, COLO_MSG_VMSTATE_RECEIVED, NULL)) == 0) {
 		t_recv = stream_now_ns();
 		/* Output commit: the secondary holds everything that produced it. */
-		colo_run_hooks(c, COLO_HOOK_COMMITTED);
+		ret = colo_run_participants(c, COLO_STEP_COMMITTED, 0);
 		primary_test_stall(c, COLO_TEST_PHASE_RECEIVED);
-		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_LOADED, NULL);
+		if (ret == 0)
+			ret = colo_expect_msg(c, COLO_MSG_VMSTATE_LOADED, NULL);
 		pthread_mutex_lock(&c->lock);
 		c->stats.phase_request_us = (t_stop - t0) / 1000;
 		c->stats.phase_stop_us = (t_stopped - t_stop) / 1000;
@@ -280,12 +282,10 @@ static void primary_schedule_next(struct colo *c)
 
 static int primary_loop(struct colo *c)
 {
-	int ret = c->start_net ? c->start_net(c->net_opaque, c) : 0;
+	int ret = colo_run_participants(c, COLO_STEP_START, 0);
 
-	if (ret < 0) {
-		colo_fail(c, "cannot connect the network link: %s", strerror(-ret));
+	if (ret < 0)
 		return ret;
-	}
 	if ((ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_READY, NULL)) < 0)
 		return ret;
 	if (c->resume_vm) {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -9,6 +10,7 @@
 
 #include "state/colo.h"
 #include "state/vmstate.h"
+#include "util/log.h"
 #include "vm/dirty.h"
 #include "vm/vm.h"
 
@@ -70,12 +72,11 @@ static void secondary_cache_free(struct colo *c)
 	c->cache_dirty = c->bitmap = NULL;
 }
 
-/* RAM pages of the checkpoint into the cache (never into guest RAM yet). */
+/* RAM pages of the checkpoint into the cache (never into guest RAM yet); l is initialised. */
 static int secondary_receive_ram(struct colo *c, struct vmstate_loader *l)
 {
 	int ret;
 
-	vmstate_loader_init(l, c->vm, 1);
 	l->have_config = 1;
 	l->ram_target = c->cache;
 	l->ram_target_fd = c->cache_fd;
@@ -201,17 +202,31 @@ static int secondary_validate_and_apply_machine(struct colo *c, struct vmstate_l
 	}
 	if ((ret = secondary_check_ram_hash(c, l)) < 0)
 		return ret;
+	if ((ret = colo_run_participants(c, COLO_STEP_PREPARE, 0)) < 0)
+		return ret;
 	if ((ret = vmstate_apply_machine(l)) < 0)
 		colo_fail(c, "checkpoint state refused: %s", l->error);
 	return ret;
 }
 
-/* What cannot fail: the checkpoint's pages into RAM (memory reserved above). */
-static void secondary_finish_apply(struct colo *c)
+/*
+ * The checkpoint's pages into RAM (memory reserved above: cannot fail), then
+ * the participants. Should one fail even so, RAM and devices are the new
+ * checkpoint's and its state is not: this SVM may never run again.
+ */
+static int secondary_finish_apply(struct colo *c)
 {
+	int ret;
+
 	for_each_flush_run(c, copy_run);
 	memset(c->cache_dirty, 0, dirty_bitmap_words(c->vm) * sizeof(uint64_t));
-	colo_run_hooks(c, COLO_HOOK_APPLIED);
+	ret = colo_run_participants(c, COLO_STEP_APPLIED, c->checkpoint_mark);
+	if (ret < 0) {
+		pthread_mutex_lock(&c->lock);
+		snprintf(c->unusable, sizeof(c->unusable), "%s", c->error);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return ret;
 }
 
 /* Pages the primary sends ahead of a checkpoint: into the cache while our VM runs. */
@@ -222,6 +237,7 @@ static int secondary_receive_background(struct colo *c)
 
 	if (!l)
 		return -ENOMEM;
+	vmstate_loader_init(l, c->vm, 1);
 	ret = secondary_receive_ram(c, l);
 	pthread_mutex_lock(&c->lock);
 	c->stats.pages += l->ram_pages;
@@ -246,7 +262,7 @@ static int secondary_receive_checkpoint(struct colo *c, struct vmstate_loader *l
 	int ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_REPLY);
 
 	if (ret == 0)
-		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, &c->checkpoint_net_position);
+		ret = colo_expect_msg(c, COLO_MSG_VMSTATE_SEND, &c->checkpoint_mark);
 	if (ret == 0)
 		ret = secondary_receive_ram(c, l);
 	if (ret == 0)
@@ -268,6 +284,8 @@ static int secondary_checkpoint(struct colo *c)
 
 	if (!l)
 		return -ENOMEM;
+	/* Before anything can fail: the loader is freed on every path. */
+	vmstate_loader_init(l, c->vm, 1);
 	vm_pause_quiet(c->vm);
 	ret = secondary_receive_checkpoint(c, l);
 	if (ret == 0) {
@@ -276,8 +294,7 @@ static int secondary_checkpoint(struct colo *c)
 		ret = secondary_validate_and_apply_machine(c, l);
 		applied = ret == 0;
 	}
-	if (applied) {
-		secondary_finish_apply(c); /* whatever the link does now */
+	if (applied && (ret = secondary_finish_apply(c)) == 0) {
 		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
 		if (c->test_apply_delay_ms && colo_sleep_alive(c, c->test_apply_delay_ms) < 0)
 			ret = ret ? ret : -EPIPE;
@@ -346,6 +363,17 @@ static int secondary_loop(struct colo *c)
  */
 static bool secondary_take_over(struct colo *c)
 {
+	bool unusable;
+
+	pthread_mutex_lock(&c->lock);
+	unusable = c->unusable[0] != '\0';
+	pthread_mutex_unlock(&c->lock);
+	if (unusable) { /* never runs again: the primary serves on alone */
+		if (vm_get_state(c->vm) == VM_STATE_RUNNING)
+			vm_pause_quiet(c->vm);
+		log_error("COLO secondary: cannot take over: %s", c->unusable);
+		return false;
+	}
 	if (__atomic_load_n(&c->failover, __ATOMIC_ACQUIRE) == COLO_FAILOVER_ACTIVE)
 		return true;
 	if (vm_get_state(c->vm) == VM_STATE_RUNNING)
@@ -361,11 +389,10 @@ void *colo_secondary_thread(void *arg)
 
 	if (ret < 0)
 		colo_fail(c, "cannot set up the RAM cache: %s", strerror(-ret));
-	else if (c->start_net && (ret = c->start_net(c->net_opaque, c)) < 0)
-		colo_fail(c, "cannot accept the network link: %s", strerror(-ret));
-	else if ((ret = vm_start(c->vm)) < 0)
+	if (ret == 0 && (ret = colo_run_participants(c, COLO_STEP_START, 0)) == 0 &&
+	    (ret = vm_start(c->vm)) < 0)
 		colo_fail(c, "cannot start the VM: %s", strerror(-ret));
-	else
+	if (ret == 0)
 		secondary_loop(c);
 	colo_leave_loop(c);
 	if (!secondary_take_over(c)) {

@@ -42,7 +42,8 @@ static void migration_colo_ended(void *opaque)
 int migration_attach_colo(struct migration *m, struct colo *c)
 {
 	m->colo = c;
-	return colo_add_hook(c, COLO_HOOK_FAILOVER, migration_colo_ended, m);
+	return colo_add_participant(c, &(struct colo_participant){
+		.name = "migration", .opaque = m, .failover = migration_colo_ended });
 }
 
 void migration_destroy(struct migration *m)

@@ -107,16 +107,17 @@ static int recv_load(struct migration *m, struct vmstate_loader *l, struct strea
 /* The loaded VM becomes a COLO secondary: the COLO thread starts it. */
 static void recv_enter_colo(struct migration *m, int fd, struct stream_in *in)
 {
-	int ret = colo_start_secondary(m->colo, fd, in, false);
+	int ret;
 
+	/* Status first: a COLO that ends at once must find it (migration_colo_ended). */
+	migration_set_status(m, MIGRATE_COLO);
+	ret = colo_start_secondary(m->colo, fd, in, false);
 	if (ret < 0) {
 		migration_fail(m, "cannot start COLO: %s", strerror(-ret));
 		stream_in_free(in);
 		close(fd);
 		recv_report(m, false);
-		return;
 	}
-	migration_set_status(m, MIGRATE_COLO);
 }
 
 void *migration_recv_thread(void *arg)

@@ -247,15 +247,14 @@ static int send_enter_colo(struct send_ctx *c, int fd)
 
 	/* The parameters as they are now: x-check-ram may have changed since the start. */
 	migration_get_params(c->m, &now);
+	/* Status first: a COLO that ends at once must find it (migration_colo_ended). */
+	migration_set_status(c->m, MIGRATE_COLO);
 	ret = colo_start_primary(c->m->colo, fd, c->paused_by_us, now.check_ram);
-
 	if (ret < 0) {
 		close(fd);
 		migration_fail(c->m, "cannot start COLO: %s", strerror(-ret));
-		return ret;
 	}
-	migration_set_status(c->m, MIGRATE_COLO);
-	return 0;
+	return ret;
 }
 
 static void send_finish(struct send_ctx *c, int ret)

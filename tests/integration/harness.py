@@ -14,6 +14,10 @@ import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOCKSTEP = os.path.join(ROOT, "build", "lockstep")
+# Fresh heap memory is filled with a pattern and freed memory overwritten
+# (glibc), so that a read of uninitialised or freed memory fails every time
+# instead of once in a while.
+LOCKSTEP_ENV = dict(os.environ, MALLOC_PERTURB_="165")
 # LOCKSTEP_GUEST points the tests at another guest image (e.g. one built from another revision).
 GUEST = os.environ.get("LOCKSTEP_GUEST", os.path.join(ROOT, "build", "guest", "testguest.elf"))
 
@@ -73,7 +77,7 @@ class VM:
             cmd = ["ip", "netns", "exec", netns] + cmd
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr)
+                                     stderr=self._stderr, env=LOCKSTEP_ENV)
         cleanup.add(self.kill)
 
     def console(self):
@@ -121,7 +125,7 @@ class VM:
 def run_lockstep(args, timeout=10.0):
     """Runs lockstep to completion; returns (exit status, stdout, stderr)."""
     p = subprocess.run([LOCKSTEP] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=scaled(timeout))
+                       timeout=scaled(timeout), env=LOCKSTEP_ENV)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 

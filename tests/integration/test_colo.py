@@ -340,6 +340,54 @@ def test_refused_record_is_refused_before_vmstate_received(colo_pair):
     wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
 
 
+@pytest.mark.parametrize("side,step", [("primary", "prepare"), ("primary", "committed"),
+                                       ("secondary", "prepare"), ("secondary", "applied")])
+def test_a_failing_participant_ends_the_checkpoint(colo_pair, side, step):
+    """A checkpoint participant (network proxy, disk) whose step fails: the
+    checkpoint is aborted and COLO ends by the usual rules. The primary serves on
+    alone; a secondary that failed before the commit point (or whose primary
+    failed) keeps its last checkpoint and waits for a decision; one that failed
+    after applying (applied) can never run: the takeover is refused."""
+    pri, qp, sec, qs = colo_pair(delay=60000, check_ram=True)
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: counted_at_least(qs, {"checkpoints": 0, "ram-checks": 0}, 1),
+             what="a whole checked checkpoint")
+    base = qs.execute("query-colo-stats")["return"]
+    q = qp if side == "primary" else qs
+    assert q.execute("x-colo-test", {"fail-step": step}) == {"return": {}}
+    qp.execute("x-colo-checkpoint")
+    assert qp.wait_event("COLO_EXIT", timeout=10)["data"] == {"mode": "primary", "reason": "error"}
+    n = len(counters(pri))
+    wait_for(lambda: len(counters(pri)) > n + 3, what="the primary's guest to run on")
+    if side == "primary":
+        assert "test hook" in qp.execute("query-colo-status")["return"]["x-error"]
+    if (side, step) == ("secondary", "applied"):
+        ev = qs.wait_event("COLO_EXIT", timeout=10)
+        assert ev["data"] == {"mode": "secondary", "reason": "error"}, ev
+        r = qs.execute("x-colo-lost-heartbeat")
+        assert "cannot take over: test hook failed to apply the checkpoint" in r["error"]["desc"], r
+        assert qs.execute("query-status")["return"]["status"] == "paused"
+        assert_guest_stopped(sec)
+        return
+    why = "test hook cannot take part" if (side, step) == ("secondary", "prepare") else ""
+    assert_waits_for_decision(qs, sec, why)
+    # Applied whole (the primary failed after vmstate-received) or not at all.
+    st = qs.execute("query-colo-stats")["return"]
+    if step == "committed":
+        assert st["ram-checks"] == base["ram-checks"] + 1, (base, st)
+    else:
+        assert st["checkpoints"] == base["checkpoints"], (base, st)
+    assert qs.execute("x-colo-lost-heartbeat") == {"return": {}}
+    n = len(counters(sec))
+    wait_for(lambda: len(counters(sec)) > n + 3, what="the secondary's guest to run on")
+
+
+def test_fail_step_names_the_steps(colo_pair):
+    pri, qp, sec, qs = colo_pair(delay=60000)
+    r = qp.execute("x-colo-test", {"fail-step": "start"})
+    assert "no step 'start' (prepare, committed, applied)" in r["error"]["desc"], r
+
+
 def slow_checkpoint(qp, qs, delay_ms=2500):
     """Starts a checkpoint whose end the secondary delays; returns once it is under way
     (the secondary has checked the RAM, then waits delay_ms before vmstate-loaded)."""

@@ -34,7 +34,7 @@ static int setup(void **state)
 	memset(&vm, 0, sizeof(vm));
 	colo_init(&colo, &vm);
 	hook_runs = 0;
-	colo_add_hook(&colo, COLO_HOOK_FAILOVER, count_hook, NULL);
+	colo_add_participant(&colo, &(struct colo_participant){ .name = "counter", .failover = count_hook });
 	return 0;
 }
 
@@ -218,6 +218,63 @@ static void test_waiting_secondary_abandoned_never_takes_over(void **state)
 	assert_int_equal(colo.failover, COLO_FAILOVER_NONE);
 }
 
+/* Participants: each step in registration order; the first error ends the step. */
+static char trace[64];
+
+static int trace_prepare(void *opaque)
+{
+	const char *name = opaque;
+
+	strncat(trace, name, sizeof(trace) - strlen(trace) - 1);
+	return name[0] == 'b' ? -ENOSPC : 0;
+}
+
+static uint64_t mark_42(void *opaque)
+{
+	(void)opaque;
+	return 42;
+}
+
+static void test_participants_run_in_order_and_stop_at_an_error(void **state)
+{
+	(void)state;
+	trace[0] = '\0';
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){
+		.name = "a", .opaque = "a", .prepare = trace_prepare, .mark = mark_42 }), 0);
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){
+		.name = "disk", .opaque = "b", .prepare = trace_prepare }), 0);
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){
+		.name = "c", .opaque = "c", .prepare = trace_prepare }), 0);
+	assert_int_equal(colo_run_participants(&colo, COLO_STEP_PREPARE, 0), -ENOSPC);
+	assert_string_equal(trace, "ab");
+	assert_string_equal(colo.error, "disk cannot take part in the checkpoint: No space left on device");
+	assert_int_equal(colo_run_participants(&colo, COLO_STEP_COMMITTED, 0), 0); /* no hooks */
+	assert_int_equal(colo_participant_mark(&colo), 42);
+	/* One mark only (it travels in vmstate-send), and a bounded table. */
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){ .name = "m", .mark = mark_42 }),
+			 -EBUSY);
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){ .name = "d" }), -ENOSPC);
+}
+
+static void test_fail_step_hook_fails_once(void **state)
+{
+	(void)state;
+	colo.test_fail_step = COLO_STEP_APPLIED + 1;
+	assert_int_equal(colo_run_participants(&colo, COLO_STEP_PREPARE, 0), 0);
+	assert_int_equal(colo_run_participants(&colo, COLO_STEP_APPLIED, 0), -EIO);
+	assert_string_equal(colo.error, "test hook failed to apply the checkpoint: Input/output error");
+	assert_int_equal(colo_run_participants(&colo, COLO_STEP_APPLIED, 0), 0);
+}
+
+static void test_unusable_secondary_refuses_the_takeover(void **state)
+{
+	(void)state;
+	pretend_running(COLO_MODE_SECONDARY);
+	strcpy(colo.unusable, "disk failed to apply the checkpoint");
+	assert_int_equal(colo_lost_heartbeat(&colo), -ESTALE);
+	assert_int_equal(colo.failover, COLO_FAILOVER_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -230,6 +287,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_primary_leaving_takes_no_decision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_secondary_abandoned_never_takes_over, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_participants_run_in_order_and_stop_at_an_error, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fail_step_hook_fails_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unusable_secondary_refuses_the_takeover, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
