@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "block/file.h"
 #include "cli/monitor_client.h"
 #include "cli/run_args.h"
 #include "dev/serial.h"
@@ -17,6 +18,7 @@
 #include "dev/virtio_net.h"
 #include "net/colo_net.h"
 #include "qmp/qmp.h"
+#include "qmp/qmp_blk.h"
 #include "qmp/qmp_colo.h"
 #include "qmp/qmp_migrate.h"
 #include "qmp/qmp_state.h"
@@ -74,7 +76,11 @@ static int run_add_devices(struct run_ctx *c)
 		return ret;
 	}
 	for (int i = 0; i < a->ndisks; i++) {
-		ret = virtio_blk_create(&c->vm, a->disks[i].path, a->disks[i].readonly, &dev);
+		struct blk_backend *be;
+
+		ret = blk_file_open(a->disks[i].path, a->disks[i].readonly, &be);
+		if (ret == 0)
+			ret = virtio_blk_create(&c->vm, be, &dev);
 		if (ret < 0) {
 			log_error("disk %s: %s", a->disks[i].path, strerror(-ret));
 			return ret;
@@ -249,6 +255,7 @@ static int run_setup(struct run_ctx *c)
 			return ret;
 		}
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
+		    (ret = qmp_blk_bind(c->qmp, &c->vm)) ||
 		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
 		    (ret = qmp_colo_bind(c->qmp, &c->migration)) ||
 		    (c->colo_net && (ret = qmp_colo_net_bind(c->qmp, c->colo_net))))

@@ -54,6 +54,8 @@ static int wait_for_completion(struct virtio_blk *b)
 			return 0;
 		if (guest_clock_ms() - start > REQUEST_TIMEOUT_MS)
 			return -1;
+		if (b->while_waiting)
+			b->while_waiting(b);
 		if (!irq_take(b->dev.gsi))
 			guest_idle(IDLE_SLICE_US);
 	}

@@ -35,6 +35,9 @@ struct virtio_blk {
 	/* Header and status of the one request in flight. */
 	struct virtio_blk_req_hdr *hdr;
 	volatile uint8_t *status;
+	/* Optional: called each time the driver wakes while a request is out (at
+	 * least every 10 ms), so an app can show it runs during slow I/O. */
+	void (*while_waiting)(struct virtio_blk *b);
 };
 
 /* Finds and starts the first virtio-blk device; 0 or -1. */

@@ -2,49 +2,32 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int blk_file_open(struct blk_file *f, const char *path, int readonly)
+struct blk_file {
+	struct blk_backend be; /* first: the ops get it back from be */
+	int fd;
+	uint64_t size; /* bytes, at open time */
+};
+
+static struct blk_file *to_file(struct blk_backend *be) { return (struct blk_file *)be; }
+
+/* Bytes in the file or block device (lseek works for both; st_size is 0 for
+ * a block device). -errno if it is neither. */
+static int64_t file_size_of(int fd)
 {
 	struct stat st;
 	off_t end;
-	int err;
 
-	f->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	f->readonly = readonly;
-	f->size = 0;
-	if (f->fd < 0)
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (fstat(f->fd, &st) < 0) {
-		err = -errno;
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto fail;
-	}
-	/* lseek works for block devices too, where st_size is 0. */
-	end = lseek(f->fd, 0, SEEK_END);
-	if (end < 0) {
-		err = -errno;
-		goto fail;
-	}
-	f->size = (uint64_t)end;
-	return 0;
-fail:
-	blk_file_close(f);
-	return err;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	end = lseek(fd, 0, SEEK_END);
+	return end < 0 ? -errno : (int64_t)end;
 }
-
-void blk_file_close(struct blk_file *f)
-{
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-}
-
-uint64_t blk_file_size(const struct blk_file *f) { return f->size; }
 
 /* Drops n transferred bytes from the front of iov[*first..cnt). */
 static void iov_advance(struct iovec *iov, int cnt, int *first, size_t n)
@@ -59,7 +42,7 @@ static void iov_advance(struct iovec *iov, int cnt, int *first, size_t n)
 	}
 }
 
-static int blk_file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_t off, int write)
+static int file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_t off, int write)
 {
 	int first = 0;
 
@@ -84,21 +67,64 @@ static int blk_file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_
 	return 0;
 }
 
-int blk_file_preadv(struct blk_file *f, struct iovec *iov, int iovcnt, uint64_t offset)
+static int file_preadv(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
-	return blk_file_xfer(f, iov, iovcnt, offset, 0);
+	return file_xfer(to_file(be), iov, iovcnt, offset, 0);
 }
 
-int blk_file_pwritev(struct blk_file *f, struct iovec *iov, int iovcnt, uint64_t offset)
+static int file_pwritev(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
-	if (f->readonly)
-		return -EROFS;
-	return blk_file_xfer(f, iov, iovcnt, offset, 1);
+	return file_xfer(to_file(be), iov, iovcnt, offset, 1);
 }
 
-int blk_file_flush(struct blk_file *f)
+static int file_flush(struct blk_backend *be)
 {
-	if (f->readonly)
+	if (be->readonly)
 		return 0;
-	return fdatasync(f->fd) < 0 ? -errno : 0;
+	return fdatasync(to_file(be)->fd) < 0 ? -errno : 0;
+}
+
+static uint64_t file_size(struct blk_backend *be) { return to_file(be)->size; }
+
+static void file_close(struct blk_backend *be)
+{
+	struct blk_file *f = to_file(be);
+
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);
+}
+
+static const struct blk_backend_ops blk_file_ops = {
+	.kind = "file",
+	.preadv = file_preadv,
+	.pwritev = file_pwritev,
+	.flush = file_flush,
+	.size = file_size,
+	.close = file_close,
+};
+
+int blk_file_open(const char *path, bool readonly, struct blk_backend **out)
+{
+	struct blk_file *f = calloc(1, sizeof(*f));
+	int64_t size;
+
+	if (!f)
+		return -ENOMEM;
+	f->be = (struct blk_backend){ .ops = &blk_file_ops, .readonly = readonly };
+	f->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (f->fd < 0) {
+		int err = -errno;
+
+		free(f);
+		return err;
+	}
+	size = file_size_of(f->fd);
+	if (size < 0) {
+		file_close(&f->be);
+		return (int)size;
+	}
+	f->size = (uint64_t)size;
+	*out = &f->be;
+	return 0;
 }

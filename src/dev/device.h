@@ -6,6 +6,9 @@
  * Locking: I/O callbacks run on the vCPU thread, fd callbacks on the event-loop
  * thread; both hold vm->io_lock while touching device state
  * (bus_dispatch takes it for I/O; event-loop callbacks take it themselves).
+ * Work that may block (disk I/O) belongs on a device's own worker thread,
+ * which touches no device state and needs no io_lock (virtio_blk.h): a vCPU
+ * must never wait for I/O while it holds io_lock.
  */
 #ifndef LOCKSTEP_DEV_DEVICE_H
 #define LOCKSTEP_DEV_DEVICE_H
@@ -27,7 +30,13 @@ struct device_ops {
 	int (*save)(struct device *dev, struct sbuf *out);
 	/* Validates everything before changing anything: on error the device is untouched. */
 	int (*load)(struct device *dev, struct sbuf_reader *in);
-	/* Stop / restart producing guest-visible changes (backend polling). */
+	/*
+	 * Stop / restart producing guest-visible changes (backend polling).
+	 * Called with io_lock held and the vCPU parked. When pause returns, the
+	 * device has nothing in flight: every request it took from the guest is
+	 * complete (saved state never holds half-done work), and it takes no new
+	 * ones until resume, which looks at what the guest queued meanwhile.
+	 */
 	void (*pause)(struct device *dev);
 	void (*resume)(struct device *dev);
 	/*

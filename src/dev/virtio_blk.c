@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
+#include "dev/virtio_blk_req.h"
+#include "util/evloop.h"
 #include "util/log.h"
 #include "vm/vm.h"
 
@@ -12,157 +15,62 @@
 /* struct virtio_blk_config up to num_queues (virtio 1.2, 5.2.4). */
 #define VIRTIO_BLK_CONFIG_SIZE 36
 
-struct virtio_blk_req_hdr {
-	uint32_t type;
-	uint32_t ioprio;
-	uint64_t sector;
-};
-
-_Static_assert(sizeof(struct virtio_blk_req_hdr) == VIRTIO_BLK_HDR_BYTES, "blk header");
+static const struct virtio_dev_ops virtio_blk_ops;
 
 static struct virtio_blk *to_blk(struct virtio_mmio *t) { return (struct virtio_blk *)t; }
 
-/* ---- requests ------------------------------------------------------------ */
+/* ---- the request pool (io_lock) ------------------------------------------ */
 
-/* [sector, sector + len) inside the disk, whole sectors, and not absurdly long. */
-static bool blk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t len)
+static void req_free(struct virtio_blk *b, struct virtio_blk_req *r)
 {
-	return len % VIRTIO_BLK_SECTOR_SIZE == 0 && len <= VIRTIO_BLK_MAX_XFER &&
-	       sector <= b->capacity && len / VIRTIO_BLK_SECTOR_SIZE <= b->capacity - sector;
+	r->next_free = b->free_reqs;
+	b->free_reqs = r;
+	b->in_flight--;
 }
 
-static void blk_host_error(struct virtio_blk *b, const char *what, int err)
+/* Returns a list of jobs (cancelled or finished ones nobody will complete) to the pool. */
+static void req_free_jobs(struct virtio_blk *b, struct blk_job *job)
 {
-	/* Log the first one only: a failing disk would otherwise flood the log. */
-	if (b->stats.io_errors++ == 0)
-		log_warn("%s: %s failed: %s", b->mmio.name, what, strerror(-err));
-}
+	while (job) {
+		struct blk_job *next = job->next;
 
-static uint8_t blk_read(struct virtio_blk *b, const struct virtq_chain *c, uint64_t sector,
-			uint64_t len)
-{
-	int n, ret;
-
-	if (!blk_range_ok(b, sector, len)) {
-		b->stats.io_errors++;
-		return VIRTIO_BLK_S_IOERR;
+		req_free(b, (struct virtio_blk_req *)job);
+		job = next;
 	}
-	n = virtq_chain_iov(c, true, 0, len, b->iov, VIRTQ_MAX_SEGS);
-	ret = n < 0 ? n : blk_file_preadv(&b->file, b->iov, n, sector * VIRTIO_BLK_SECTOR_SIZE);
-	virtq_chain_written(c, 0, len);
-	if (ret < 0) {
-		blk_host_error(b, "read", ret);
-		return VIRTIO_BLK_S_IOERR;
-	}
-	b->stats.reads++;
-	b->stats.read_bytes += len;
-	return VIRTIO_BLK_S_OK;
 }
 
-static uint8_t blk_write(struct virtio_blk *b, const struct virtq_chain *c, uint64_t sector,
-			 uint64_t len)
+/* ---- kick: chains to the worker (vCPU, io_lock) --------------------------- */
+
+static const char *submit_one(struct virtio_blk *b, struct virtio_blk_req *r)
 {
-	int n, ret;
-
-	if (b->file.readonly || !blk_range_ok(b, sector, len)) {
-		b->stats.io_errors++;
-		return VIRTIO_BLK_S_IOERR;
-	}
-	n = virtq_chain_iov(c, false, VIRTIO_BLK_HDR_BYTES, len, b->iov, VIRTQ_MAX_SEGS);
-	ret = n < 0 ? n : blk_file_pwritev(&b->file, b->iov, n, sector * VIRTIO_BLK_SECTOR_SIZE);
-	if (ret < 0) {
-		blk_host_error(b, "write", ret);
-		return VIRTIO_BLK_S_IOERR;
-	}
-	b->stats.writes++;
-	b->stats.write_bytes += len;
-	return VIRTIO_BLK_S_OK;
+	if (virtio_blk_req_parse(r) < 0)
+		return "malformed request (header under 16 bytes or no status byte)";
+	b->free_reqs = r->next_free;
+	b->in_flight++;
+	blk_worker_submit(&b->worker, &r->job);
+	return NULL;
 }
 
-static uint8_t blk_flush(struct virtio_blk *b)
-{
-	int ret = blk_file_flush(&b->file);
-
-	if (ret < 0) {
-		blk_host_error(b, "flush", ret);
-		return VIRTIO_BLK_S_IOERR;
-	}
-	b->stats.flushes++;
-	return VIRTIO_BLK_S_OK;
-}
-
-/* The serial, NUL-padded to 20 bytes, cut to the room the driver gave. */
-static uint8_t blk_get_id(struct virtio_blk *b, const struct virtq_chain *c, uint64_t room,
-			  uint64_t *written)
-{
-	char id[VIRTIO_BLK_ID_BYTES] = { 0 };
-
-	memcpy(id, b->serial, strnlen(b->serial, sizeof(id)));
-	*written = room < sizeof(id) ? room : sizeof(id);
-	virtq_chain_write(c, 0, id, *written);
-	b->stats.get_ids++;
-	return VIRTIO_BLK_S_OK;
-}
-
-/*
- * One request: a 16-byte header in the readable part, data (readable for OUT,
- * writable for IN/GET_ID), and the status in the last writable byte. A chain
- * without room for both header and status is not a request: -EINVAL, and the
- * caller marks the device broken (we have nowhere to put a status).
- * Returns the used length: data bytes written plus the status byte.
- */
-static int blk_serve(struct virtio_blk *b, const struct virtq_chain *c, uint32_t *used_len)
-{
-	struct virtio_blk_req_hdr hdr;
-	uint64_t data_out, data_in, written = 0;
-	uint8_t status;
-
-	if (c->readable_len < sizeof(hdr) || c->writable_len < 1 ||
-	    virtq_chain_read(c, 0, &hdr, sizeof(hdr)))
-		return -EINVAL;
-	data_out = c->readable_len - sizeof(hdr);
-	data_in = c->writable_len - 1;
-	switch (hdr.type) {
-	case VIRTIO_BLK_T_IN:
-		status = blk_read(b, c, hdr.sector, data_in);
-		if (status == VIRTIO_BLK_S_OK)
-			written = data_in;
-		break;
-	case VIRTIO_BLK_T_OUT:
-		status = blk_write(b, c, hdr.sector, data_out);
-		break;
-	case VIRTIO_BLK_T_FLUSH:
-		status = blk_flush(b);
-		break;
-	case VIRTIO_BLK_T_GET_ID:
-		status = blk_get_id(b, c, data_in, &written);
-		break;
-	default:
-		b->stats.unsupported++;
-		status = VIRTIO_BLK_S_UNSUPP;
-		break;
-	}
-	if (virtq_chain_write(c, c->writable_len - 1, &status, 1))
-		return -EINVAL;
-	*used_len = (uint32_t)written + 1;
-	return 0;
-}
-
-/* Serves every request the driver has made available. Returns why the queue
- * is broken, or NULL. */
-static const char *blk_drain_queue(struct virtio_blk *b, bool *pushed)
+/* Hands every chain the driver made available to the worker. Returns why the
+ * queue is broken, or NULL. */
+static const char *submit_avail(struct virtio_blk *b)
 {
 	struct virtq *q = &b->mmio.queues[0];
-	uint32_t used_len;
+	const char *broken;
 	int ret;
 
 	do {
-		while ((ret = virtq_pop_avail(q, &b->chain)) > 0) {
-			if (blk_serve(b, &b->chain, &used_len) < 0)
-				return "malformed request (header under 16 bytes or no status byte)";
-			if (virtq_push_used(q, b->chain.head, used_len) < 0)
-				return "used ring not writable";
-			*pushed = true;
+		for (;;) {
+			/* The pool holds as many requests as the largest queue has
+			 * entries: a driver with more out has reused descriptors. */
+			if (!b->free_reqs)
+				return virtq_avail_count(q) > 0 ? "more requests in flight than the queue holds"
+								 : NULL;
+			ret = virtq_pop_avail(q, &b->free_reqs->chain);
+			if (ret <= 0)
+				break;
+			if ((broken = submit_one(b, b->free_reqs)))
+				return broken;
 		}
 		if (ret < 0)
 			return "malformed descriptor chain or avail ring";
@@ -170,21 +78,98 @@ static const char *blk_drain_queue(struct virtio_blk *b, bool *pushed)
 	return NULL;
 }
 
-/* ---- virtio device ops --------------------------------------------------- */
-
 static void blk_notify(struct virtio_mmio *t, uint16_t qi)
 {
 	struct virtio_blk *b = to_blk(t);
-	bool pushed = false;
 	const char *broken;
 
-	if (qi != 0)
+	if (qi != 0 || b->paused) /* resume looks at the queue again */
 		return;
-	broken = blk_drain_queue(b, &pushed);
-	if (pushed)
-		virtio_mmio_notify_used(t, 0);
+	broken = submit_avail(b);
 	if (broken)
 		virtio_mmio_device_error(t, broken);
+}
+
+/* ---- completion (io_lock) ------------------------------------------------ */
+
+/* Puts every request the worker has finished into the used ring. */
+static void complete_done(struct virtio_blk *b)
+{
+	struct virtq *q = &b->mmio.queues[0];
+	struct blk_job *job = blk_worker_take_done(&b->worker);
+	const char *broken = NULL;
+	bool pushed = false;
+
+	while (job) {
+		struct virtio_blk_req *r = (struct virtio_blk_req *)job;
+
+		job = job->next;
+		if (broken) {
+			/* the device is already broken: nothing more goes to the driver */
+		} else if (virtio_blk_req_finish(r) < 0) {
+			broken = "request status byte not writable";
+		} else if (virtq_push_used(q, r->chain.head, r->written + 1) < 0) {
+			broken = "used ring not writable";
+		} else {
+			pushed = true;
+		}
+		req_free(b, r);
+	}
+	if (pushed)
+		virtio_mmio_notify_used(&b->mmio, 0);
+	if (broken)
+		virtio_mmio_device_error(&b->mmio, broken);
+}
+
+/* Event loop: the worker finished something. */
+static void blk_on_done(void *opaque, uint32_t events)
+{
+	struct virtio_blk *b = opaque;
+
+	(void)events;
+	vm_io_lock(b->mmio.vm);
+	complete_done(b);
+	vm_io_unlock(b->mmio.vm);
+}
+
+/* ---- virtio device ops --------------------------------------------------- */
+
+/*
+ * io_lock held (vm_pause_devices), vCPU parked. Waiting for the worker here
+ * cannot deadlock: it takes no lock but its own. Everything handed to it is
+ * then finished and completed into the used ring before we return, so the
+ * state saved next has no request in flight, and the guest sees each one
+ * completed exactly once.
+ */
+static void blk_pause(struct virtio_mmio *t)
+{
+	struct virtio_blk *b = to_blk(t);
+
+	b->paused = true;
+	blk_worker_drain(&b->worker);
+	complete_done(b);
+}
+
+/* The guest may have queued chains while we were paused, or a loaded state
+ * may hold some: look at the ring again. */
+static void blk_resume(struct virtio_mmio *t)
+{
+	struct virtio_blk *b = to_blk(t);
+
+	b->paused = false;
+	if (virtio_mmio_is_live(t) && t->queues[0].ready)
+		blk_notify(t, 0);
+}
+
+/* The driver reset the device (io_lock held; the rings are already gone):
+ * requests not started are dropped, the one under way is waited for, and
+ * nothing is completed into a ring the driver no longer has. */
+static void blk_reset(struct virtio_mmio *t)
+{
+	struct virtio_blk *b = to_blk(t);
+
+	req_free_jobs(b, blk_worker_cancel(&b->worker));
+	req_free_jobs(b, blk_worker_take_done(&b->worker));
 }
 
 static int blk_activate(struct virtio_mmio *t) { return t->queues[0].ready ? 0 : -EINVAL; }
@@ -208,14 +193,18 @@ static void blk_config_read(struct virtio_mmio *t, uint32_t off, void *data, uin
 }
 
 /* Device record: u32 version, u64 capacity, u8 readonly. Nothing in it changes
- * at run time; the loader only checks that the disk it was given matches. */
+ * at run time; the loader only checks that the disk it was given matches.
+ * Requests in flight are not part of it: a paused device has none (-EBUSY
+ * if asked while it has). */
 static int blk_save(struct virtio_mmio *t, struct sbuf *out)
 {
 	struct virtio_blk *b = to_blk(t);
 
+	if (b->in_flight)
+		return -EBUSY;
 	sbuf_put_u32(out, VIRTIO_BLK_STATE_VERSION);
 	sbuf_put_u64(out, b->capacity);
-	sbuf_put_u8(out, (uint8_t)b->file.readonly);
+	sbuf_put_u8(out, (uint8_t)b->backend->readonly);
 	return 0;
 }
 
@@ -228,20 +217,26 @@ static int blk_load(struct virtio_mmio *t, struct sbuf_reader *in)
 
 	if (sbuf_reader_error(in) || sbuf_remaining(in) || version != VIRTIO_BLK_STATE_VERSION)
 		return -EINVAL;
-	if (capacity != b->capacity || readonly != !!b->file.readonly) {
+	if (capacity != b->capacity || readonly != b->backend->readonly) {
 		log_error("%s: saved disk has %llu sectors%s, this one %llu%s", t->name,
 			  (unsigned long long)capacity, readonly ? " (read-only)" : "",
-			  (unsigned long long)b->capacity, b->file.readonly ? " (read-only)" : "");
+			  (unsigned long long)b->capacity, b->backend->readonly ? " (read-only)" : "");
 		return -EINVAL;
 	}
-	return 0;
+	/* The loaded rings replace ours: a request of ours would complete into them. */
+	return b->in_flight ? -EBUSY : 0;
 }
 
+/* No io_lock: the VM is going away and its vCPU is gone. */
 static void blk_destroy(struct virtio_mmio *t)
 {
 	struct virtio_blk *b = to_blk(t);
 
-	blk_file_close(&b->file);
+	if (b->done_watched)
+		evloop_del_sync(t->vm->loop, b->worker.done_fd);
+	blk_worker_stop(&b->worker);
+	blk_backend_close(b->backend);
+	free(b->reqs);
 	free(b);
 }
 
@@ -254,39 +249,101 @@ static const struct virtio_dev_ops virtio_blk_ops = {
 	.config_read = blk_config_read,
 	.activate = blk_activate,
 	.notify = blk_notify,
+	.reset = blk_reset,
+	.pause = blk_pause,
+	.resume = blk_resume,
 	.save = blk_save,
 	.load = blk_load,
 	.destroy = blk_destroy,
 };
 
-int virtio_blk_create(struct vm *vm, const char *path, int readonly, struct device **out)
+/* ---- construction -------------------------------------------------------- */
+
+static int blk_alloc_reqs(struct virtio_blk *b)
 {
-	struct virtio_blk *b = calloc(1, sizeof(*b));
-	uint64_t features = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
-			    1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_RING_F_INDIRECT_DESC |
-			    1ULL << VIRTIO_RING_F_EVENT_IDX;
+	b->reqs = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*b->reqs));
+	if (!b->reqs)
+		return -ENOMEM;
+	for (int i = VIRTIO_BLK_QUEUE_SIZE - 1; i >= 0; i--) {
+		struct virtio_blk_req *r = &b->reqs[i];
+
+		r->blk = b;
+		r->job.run = virtio_blk_req_run;
+		r->next_free = b->free_reqs;
+		b->free_reqs = r;
+	}
+	return 0;
+}
+
+/* The worker, and its completions on the VM's event loop. */
+static int blk_start_worker(struct virtio_blk *b)
+{
+	struct vm *vm = b->mmio.vm;
 	int ret;
 
-	if (!b)
-		return -ENOMEM;
-	ret = blk_file_open(&b->file, path, readonly);
-	if (ret < 0) {
-		free(b);
+	if (!vm->loop)
+		return -EINVAL;
+	ret = blk_worker_start(&b->worker, b->mmio.name);
+	if (ret < 0)
 		return ret;
+	ret = evloop_add(vm->loop, b->worker.done_fd, EPOLLIN, blk_on_done, b);
+	if (ret < 0)
+		return ret;
+	b->done_watched = true;
+	return 0;
+}
+
+static uint64_t blk_features(const struct blk_backend *be)
+{
+	uint64_t f = 1ULL << VIRTIO_BLK_F_SEG_MAX | 1ULL << VIRTIO_BLK_F_BLK_SIZE |
+		     1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_RING_F_INDIRECT_DESC |
+		     1ULL << VIRTIO_RING_F_EVENT_IDX;
+
+	return be->readonly ? f | 1ULL << VIRTIO_BLK_F_RO : f;
+}
+
+int virtio_blk_create(struct vm *vm, struct blk_backend *be, struct device **out)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	uint64_t size = blk_backend_size(be);
+	int ret;
+
+	if (!b) {
+		blk_backend_close(be);
+		return -ENOMEM;
 	}
-	b->capacity = blk_file_size(&b->file) / VIRTIO_BLK_SECTOR_SIZE;
-	if (blk_file_size(&b->file) % VIRTIO_BLK_SECTOR_SIZE)
-		log_warn("disk %s: size is not a multiple of 512; the last %llu bytes are not visible",
-			 path, (unsigned long long)(blk_file_size(&b->file) % VIRTIO_BLK_SECTOR_SIZE));
-	if (readonly)
-		features |= 1ULL << VIRTIO_BLK_F_RO;
-	virtio_mmio_init(&b->mmio, vm, &virtio_blk_ops, features);
+	b->backend = be;
+	b->worker.done_fd = -1;
+	b->capacity = size / VIRTIO_BLK_SECTOR_SIZE;
+	virtio_mmio_init(&b->mmio, vm, &virtio_blk_ops, blk_features(be));
+	if (size % VIRTIO_BLK_SECTOR_SIZE)
+		log_warn("%s: disk size is not a multiple of 512; the last %llu bytes are not visible",
+			 b->mmio.name, (unsigned long long)(size % VIRTIO_BLK_SECTOR_SIZE));
 	snprintf(b->serial, sizeof(b->serial), "lockstep-disk%d", b->mmio.index);
-	ret = virtio_mmio_attach(&b->mmio);
-	if (ret < 0) {
+	if ((ret = blk_alloc_reqs(b)) || (ret = blk_start_worker(b)) ||
+	    (ret = virtio_mmio_attach(&b->mmio))) {
 		blk_destroy(&b->mmio);
 		return ret;
 	}
 	*out = &b->mmio.dev;
 	return 0;
+}
+
+/* ---- test hook ----------------------------------------------------------- */
+
+struct virtio_blk *virtio_blk_of(struct device *dev)
+{
+	struct virtio_mmio *t = virtio_mmio_of(dev);
+
+	return t && t->vops == &virtio_blk_ops ? to_blk(t) : NULL;
+}
+
+void virtio_blk_set_test_delay(struct virtio_blk *b, uint32_t ms)
+{
+	__atomic_store_n(&b->test_delay_ms, ms, __ATOMIC_RELAXED);
+}
+
+uint32_t virtio_blk_test_delay(const struct virtio_blk *b)
+{
+	return __atomic_load_n(&b->test_delay_ms, __ATOMIC_RELAXED);
 }

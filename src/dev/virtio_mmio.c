@@ -540,6 +540,11 @@ static const struct device_ops virtio_mmio_device_ops = {
 
 /* ---- construction -------------------------------------------------------- */
 
+struct virtio_mmio *virtio_mmio_of(struct device *dev)
+{
+	return dev->ops == &virtio_mmio_device_ops ? to_virtio_mmio(dev) : NULL;
+}
+
 void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_dev_ops *vops,
 		      uint64_t features)
 {

@@ -92,7 +92,8 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_mmio *t, uint16_t q);
 	/* The driver reset the device (or the VM did): forget per-session state. */
 	void (*reset)(struct virtio_mmio *t);
-	/* Optional: stop / restart backend polling (VM stop, cont, checkpoints). */
+	/* Optional: stop / restart backend polling and requests in flight (VM
+	 * stop, cont, checkpoints); see struct device_ops for what pause promises. */
 	void (*pause)(struct virtio_mmio *t);
 	void (*resume)(struct virtio_mmio *t);
 	/* Device-specific state inside the transport record. load gets exactly the
@@ -141,6 +142,8 @@ void virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, const struct virtio_
  * it (a window may have been used up: start-up fails anyway). */
 int virtio_mmio_attach(struct virtio_mmio *t);
 
+/* The transport behind dev, or NULL if dev is not a virtio-mmio device. */
+struct virtio_mmio *virtio_mmio_of(struct device *dev);
 /* The device is serving requests: DRIVER_OK accepted and no NEEDS_RESET. */
 bool virtio_mmio_is_live(const struct virtio_mmio *t);
 /* Negotiated feature bit. */

@@ -382,6 +382,21 @@ static void vm_pause_devices(struct vm *vm, int pause)
 	vm_io_unlock(vm);
 }
 
+/* state_lock held: waits until no other pause or resume is in its devices. */
+static void vm_wait_devices_settled(struct vm *vm)
+{
+	while (vm->devices_changing)
+		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
+}
+
+static void vm_devices_settled(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->state_lock);
+	vm->devices_changing = 0;
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->state_lock);
+}
+
 static int vm_pause_emit(struct vm *vm, bool emit);
 static int vm_resume_emit(struct vm *vm, bool emit);
 
@@ -399,6 +414,7 @@ int vm_resume_quiet(struct vm *vm) { return vm_resume_emit(vm, false); }
 static int vm_pause_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
+	vm_wait_devices_settled(vm);
 	if (vm->state == VM_STATE_PAUSED) {
 		bool newly = emit && !vm->user_paused;
 
@@ -422,15 +438,17 @@ static int vm_pause_emit(struct vm *vm, bool emit)
 	vm_wake_idle(vm);
 	while (!vm->vcpu_parked && vm->state == VM_STATE_RUNNING)
 		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
-	if (vm->state == VM_STATE_RUNNING) {
-		vm->state = VM_STATE_PAUSED;
-		vm->checkpoint_pause = !emit;
-		vm->user_paused = emit;
-	}
-	pthread_mutex_unlock(&vm->state_lock);
-	if (vm_get_state(vm) != VM_STATE_PAUSED)
+	if (vm->state != VM_STATE_RUNNING) {
+		pthread_mutex_unlock(&vm->state_lock);
 		return -EINVAL;
+	}
+	vm->state = VM_STATE_PAUSED;
+	vm->checkpoint_pause = !emit;
+	vm->user_paused = emit;
+	vm->devices_changing = 1;
+	pthread_mutex_unlock(&vm->state_lock);
 	vm_pause_devices(vm, 1);
+	vm_devices_settled(vm);
 	if (emit)
 		vm_emit(vm, VM_EVENT_STOP, NULL);
 	return 0;
@@ -439,6 +457,7 @@ static int vm_pause_emit(struct vm *vm, bool emit)
 static int vm_resume_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
+	vm_wait_devices_settled(vm);
 	if (vm->state != VM_STATE_PAUSED) {
 		/* After a migration the guest lives on in the destination: running
 		 * it here too would give two diverging copies. */
@@ -461,11 +480,13 @@ static int vm_resume_emit(struct vm *vm, bool emit)
 		pthread_mutex_unlock(&vm->state_lock);
 		return 0;
 	}
+	vm->devices_changing = 1;
 	pthread_mutex_unlock(&vm->state_lock);
 	vm_pause_devices(vm, 0);
 	pthread_mutex_lock(&vm->state_lock);
 	vm->state = VM_STATE_RUNNING;
 	vm->pause_requested = 0;
+	vm->devices_changing = 0;
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->state_lock);
 	if (emit)

@@ -4,7 +4,8 @@
  * off struct vm, so tests (and later the COLO engine) can hold several.
  *
  * Threads: the main thread runs the event loop (QMP, backends); one thread runs
- * the vCPU. Device state is guarded by io_lock.
+ * the vCPU; each disk has an I/O worker thread. Device state is guarded by
+ * io_lock, which nobody holds across I/O (see dev/device.h).
  */
 #ifndef LOCKSTEP_VM_VM_H
 #define LOCKSTEP_VM_VM_H
@@ -70,6 +71,10 @@ struct vm {
 	int vcpu_parked;
 	int checkpoint_pause; /* held by vm_pause_quiet: the monitor must not resume it */
 	int user_paused;      /* stopped by vm_pause: vm_resume_quiet leaves it stopped */
+	/* A pause or resume is running the devices' pause/resume ops (outside
+	 * state_lock; a block device may wait there for its I/O to finish):
+	 * other pausers and resumers wait, so a VM seen paused has quiet devices. */
+	int devices_changing;
 
 	int wake_fd;     /* eventfd: something for an idle vCPU to look at */
 	int shutdown_fd; /* eventfd: vCPU thread -> event loop, guest is gone */

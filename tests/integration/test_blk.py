@@ -1,7 +1,14 @@
-"""virtio-blk end to end: the guest writes and verifies a pattern; the host checks the image."""
+"""virtio-blk end to end: the guest writes and verifies a pattern; the host checks the image.
+Requests are served by an I/O worker: a slow backend blocks neither the vCPU nor the
+monitor, and stop/snapshots wait for requests in flight."""
+import re
+import shutil
 import struct
+import time
 
-from harness import GUEST
+import pytest
+
+from harness import GUEST, QMP, scaled, wait_for
 
 SECTOR = 512
 MAGIC = 0x4c4b5354 << 32  # "LKST" in the top half of every word the guest writes
@@ -42,3 +49,186 @@ def test_readonly_disk_refuses_writes(start_vm, tmp_path):
     assert vm.wait_exit(30) == 0, vm.console()
     assert "blkcheck: readonly ok" in vm.console()
     assert img.read_bytes() == original
+
+
+# ---- requests served off the vCPU: a slow backend, stop and snapshots ----
+#
+# app=blkseq writes record k (64 words SEQ_TAG | k) to sector (k - 1) % 64, reads it
+# and the one before back, prints "blkseq: done seq=k", and while a request is out
+# prints "blkseq: waiting ... tick=T" every 100 ms. x-blk-test makes the disk's I/O
+# worker sleep before each request, as a slow backend (a network round trip) would.
+
+SEQ_TAG = 0x534551 << 40  # "SEQ" in the top bytes
+SEQ_SECTORS = 64
+BLKSEQ = f"app=blkseq,sectors={SEQ_SECTORS},period=20"
+
+
+def seq_record(k):
+    return struct.pack("<Q", SEQ_TAG | k) * (SECTOR // 8)
+
+
+def done_seqs(vm):
+    return [int(x) for x in re.findall(r"blkseq: done seq=(\d+)\r?\n", vm.console())]
+
+
+def last_done(vm):
+    seqs = done_seqs(vm)
+    return seqs[-1] if seqs else 0
+
+
+def last_tick(vm):
+    ticks = re.findall(r"blkseq: waiting seq=\d+ tick=(\d+)\r?\n", vm.console())
+    return int(ticks[-1]) if ticks else 0
+
+
+def blk_test(q, **args):
+    r = q.execute("x-blk-test", dict({"device": "virtio-blk0"}, **args))
+    assert "return" in r, r
+    return r["return"]
+
+
+def served(st):
+    return st["reads"] + st["writes"] + st["flushes"]
+
+
+def stuck_request(q):
+    """The device's counters once a request sits in the (slow) worker."""
+    def one_in_flight():
+        st = blk_test(q)
+        return st if st["in-flight"] == 1 else None
+    return wait_for(one_in_flight, 10, "a request in the slow backend")
+
+
+def check_records(data, last):
+    """Each of the last 64 records the guest completed is in its sector (or, in the
+    oldest one's sector, the record after `last` the guest was writing)."""
+    for k in range(max(1, last - SEQ_SECTORS + 1), last + 1):
+        s = (k - 1) % SEQ_SECTORS
+        ok = [seq_record(k)] + ([seq_record(k + SEQ_SECTORS)] if k + SEQ_SECTORS == last + 1 else [])
+        assert data[s * SECTOR:(s + 1) * SECTOR] in ok, f"record {k} missing from sector {s}"
+
+
+def assert_guest_ok(vm):
+    console = vm.console()
+    assert "FAIL" not in console, console[-2000:]
+
+
+@pytest.fixture
+def blkseq_vm(start_vm, tmp_path):
+    """start(disk, name) -> (vm, qmp): app=blkseq on `disk`, a few records done."""
+    def start(disk, name="vm", restore=None):
+        sock = str(tmp_path / f"{name}.sock")
+        boot = ["--restore", str(restore)] if restore else ["--kernel", GUEST, "--cmdline", BLKSEQ]
+        vm = start_vm(boot + ["--disk", str(disk), "--net", "none", "--qmp", sock], name=name)
+        if not restore:
+            vm.wait_console(r"blkseq: done seq=3\b", timeout=30)
+        return vm, QMP(sock)
+    return start
+
+
+def new_disk(tmp_path, name="disk.img"):
+    img = tmp_path / name
+    img.write_bytes(b"\0" * (1 << 20))
+    return img
+
+
+def test_slow_disk_leaves_vcpu_and_monitor_running(blkseq_vm, tmp_path):
+    """While the guest's request sits in a slow backend, its vCPU runs on and the
+    monitor answers at once; the request then completes with the right data."""
+    img = new_disk(tmp_path)
+    vm, q = blkseq_vm(img)
+    blk_test(q, **{"delay-ms": 4000})
+    stuck = stuck_request(q)
+    start, tick0, seq0 = time.monotonic(), last_tick(vm), last_done(vm)
+    slowest = 0.0
+    while time.monotonic() - start < 1.5:  # well inside the 4 s the request is held
+        t0 = time.monotonic()
+        assert q.execute("query-status")["return"]["status"] == "running"
+        st = blk_test(q)  # takes io_lock: nobody holds it across the I/O
+        slowest = max(slowest, time.monotonic() - t0)
+        time.sleep(0.1)
+    # Still the same request in the backend: nothing was served meanwhile ...
+    assert st["in-flight"] == 1 and served(st) == served(stuck), (stuck, st)
+    assert last_done(vm) == seq0
+    # ... yet the guest printed its waiting ticks all along, and QMP replied promptly.
+    assert last_tick(vm) >= tick0 + 3, vm.console()[-1000:]
+    assert slowest < scaled(0.5), slowest
+    blk_test(q, **{"delay-ms": 0})
+    vm.wait_console(rf"blkseq: done seq={seq0 + 5}\b", timeout=30)
+    assert_guest_ok(vm)
+    assert served(blk_test(q)) > served(stuck)
+    assert q.execute("stop") == {"return": {}}
+    check_records(img.read_bytes(), last_done(vm))
+
+
+def test_stop_waits_for_slow_request_and_snapshot_restores(blkseq_vm, tmp_path):
+    """`stop` during a slow request returns once it is complete and in the used ring;
+    a snapshot taken then, restored on a copy of the disk, carries on with every
+    record in place (none lost, none completed twice: the guest would panic)."""
+    img = new_disk(tmp_path)
+    vm, q = blkseq_vm(img)
+    blk_test(q, **{"delay-ms": 2000})
+    stuck = stuck_request(q)
+    assert q.execute("stop") == {"return": {}}
+    st = blk_test(q)
+    assert st["in-flight"] == 0, st
+    assert served(st) == served(stuck) + 1, (stuck, st)
+    snap = tmp_path / "vm.snap"
+    assert q.execute("snapshot-save", {"file": str(snap)}) == {"return": {}}
+    copy = tmp_path / "copy.img"
+    shutil.copyfile(img, copy)
+    saved = last_done(vm)
+    # The original goes on from where it stopped, too.
+    blk_test(q, **{"delay-ms": 0})
+    assert q.execute("cont") == {"return": {}}
+    vm.wait_console(rf"blkseq: done seq={saved + 3}\b", timeout=30)
+    assert_guest_ok(vm)
+    vm.kill()
+    restored, q2 = blkseq_vm(copy, name="restored", restore=snap)
+    restored.wait_console(rf"blkseq: done seq={saved + 5}\b", timeout=30)
+    assert "lockstep test guest" not in restored.console()  # resumed, not rebooted
+    assert_guest_ok(restored)
+    assert q2.execute("stop") == {"return": {}}
+    check_records(copy.read_bytes(), last_done(restored))
+
+
+def test_snapshot_of_running_vm_waits_for_slow_request(blkseq_vm, tmp_path):
+    """snapshot-save of a running VM during a slow request: the save waits for it,
+    so the state holds no half-done request; restored on the disk as it was at the
+    save, the guest finds every record it was told is written."""
+    img = new_disk(tmp_path)
+    vm, q = blkseq_vm(img)
+    blk_test(q, **{"delay-ms": 3000})
+    stuck = stuck_request(q)
+    snap = tmp_path / "vm.snap"
+    assert q.execute("snapshot-save", {"file": str(snap)}) == {"return": {}}
+    saved_at = time.monotonic()
+    # The VM runs again, but its next request is held 3 s before touching the
+    # disk: a copy made now is the disk of the snapshot.
+    copy = tmp_path / "copy.img"
+    shutil.copyfile(img, copy)
+    assert time.monotonic() - saved_at < 1.5
+    st = blk_test(q)
+    assert served(st) >= served(stuck) + 1, (stuck, st)
+    assert q.execute("query-status")["return"]["status"] == "running"
+    vm.kill()
+    restored, q2 = blkseq_vm(copy, name="restored", restore=snap)
+    first = wait_for(lambda: done_seqs(restored), 30, "the restored guest's next record")[0]
+    restored.wait_console(rf"blkseq: done seq={first + 5}\b", timeout=30)
+    assert_guest_ok(restored)
+    assert q2.execute("stop") == {"return": {}}
+    check_records(copy.read_bytes(), last_done(restored))
+
+
+def test_x_blk_test_errors(blkseq_vm, tmp_path):
+    vm, q = blkseq_vm(new_disk(tmp_path))
+    r = q.execute("x-blk-test", {"device": "virtio-blk7"})
+    assert r["error"]["class"] == "DeviceNotFound", r
+    r = q.execute("x-blk-test", {"device": "serial0"})
+    assert "not a virtio-blk" in r["error"]["desc"], r
+    r = q.execute("x-blk-test", {"device": "virtio-blk0", "delay-ms": -1})
+    assert r["error"]["class"] == "GenericError", r
+    r = q.execute("x-blk-test", {})
+    assert r["error"]["class"] == "GenericError", r
+    st = blk_test(q)
+    assert st["delay-ms"] == 0 and st["writes"] > 0 and st["io-errors"] == 0, st
