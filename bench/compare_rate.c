@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "net/colo_compare.h"
+#include "colo/net/compare.h"
 
 static uint64_t released;
 

@@ -15,8 +15,8 @@
  *
  * Built with -DFUZZ_CORPUS_MAIN (no -fsanitize=fuzzer) it writes the seed corpus:
  *   cc -std=gnu11 -D_GNU_SOURCE -Isrc -DFUZZ_CORPUS_MAIN fuzz/fuzz_colo_compare.c \
- *      src/net/packet.c src/net/packet_tcp.c src/net/flow_table.c src/net/colo_stream.c \
- *      src/net/colo_compare.c src/net/colo_compare_tcp.c src/net/colo_compare_dgram.c -lxxhash -o /tmp/gen && /tmp/gen fuzz/corpus/colo_compare
+ *      src/net/packet.c src/net/packet_tcp.c src/net/flow_table.c src/colo/net/stream.c \
+ *      src/colo/net/compare.c src/colo/net/compare_tcp.c src/colo/net/compare_dgram.c -lxxhash -o /tmp/gen && /tmp/gen fuzz/corpus/colo_compare
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "net/colo_compare.h"
+#include "colo/net/compare.h"
 #include "net/packet.h"
 #include "../tests/unit/net_frames.h"
 

@@ -1,5 +1,5 @@
 /*
- * The COLO network link's frame reassembly (src/net/colo_link.c) fed hostile
+ * The COLO network link's frame reassembly (src/colo/net/link.c) fed hostile
  * bytes cut at arbitrary points: every frame handed out must lie inside the
  * reader's buffer with a length the format allows, and a bad header must stop
  * the stream, never overrun.
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "net/colo_link.h"
+#include "colo/net/link.h"
 
 static void on_frame(void *opaque, const struct colo_link_hdr *h, uint8_t *frame)
 {

@@ -14,7 +14,7 @@
  *
  * Built with -DFUZZ_CORPUS_MAIN (no -fsanitize=fuzzer) it writes the seed corpus:
  *   cc -std=gnu11 -D_GNU_SOURCE -Isrc -DFUZZ_CORPUS_MAIN fuzz/fuzz_colo_rewriter.c \
- *      src/net/packet.c src/net/packet_tcp.c src/net/flow_table.c src/net/colo_rewriter.c \
+ *      src/net/packet.c src/net/packet_tcp.c src/net/flow_table.c src/colo/net/rewriter.c \
  *      -lxxhash -o /tmp/gen && /tmp/gen fuzz/corpus/colo_rewriter
  */
 #include <stddef.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/colo_rewriter.h"
+#include "colo/net/rewriter.h"
 #include "net/packet.h"
 #include "../tests/unit/net_frames.h"
 

@@ -16,7 +16,7 @@
 #include "dev/testdev.h"
 #include "dev/virtio_blk.h"
 #include "dev/virtio_net.h"
-#include "net/colo_net.h"
+#include "colo/net/proxy.h"
 #include "qmp/qmp.h"
 #include "qmp/qmp_blk.h"
 #include "qmp/qmp_colo.h"
@@ -25,7 +25,7 @@
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
 #include "util/log.h"
-#include "state/colo.h"
+#include "colo/colo.h"
 #include "state/migrate.h"
 #include "state/snapshot.h"
 #include "vm/pvh.h"
@@ -40,7 +40,7 @@ struct run_ctx {
 	int vm_created;
 	struct qmp_server *qmp;
 	struct migration migration;
-	struct colo colo;
+	struct colo *colo;
 	struct virtio_net *nic;
 	struct colo_net *colo_net;
 	int migration_ready;
@@ -112,7 +112,7 @@ static int run_setup_colo_net(struct run_ctx *c)
 	if (c->args.compare_queue)
 		cfg.compare.max_queue_size = c->args.compare_queue;
 	cfg.pcap_path = c->args.mismatch_pcap;
-	c->colo_net = colo_net_create(&c->vm, c->nic, &c->colo, &cfg);
+	c->colo_net = colo_net_create(&c->vm, c->nic, c->colo, &cfg);
 	if (!c->colo_net) {
 		log_error("setting up the COLO network path: %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -205,7 +205,7 @@ static int run_start_protection(struct run_ctx *c)
 	struct itimerspec every = { .it_interval = { 0, 250000000 }, .it_value = { 0, 1000000 } };
 
 	c->migration.colo_capability = true;
-	colo_set_delay(&c->colo, c->args.checkpoint_delay_ms);
+	colo_set_delay(c->colo, c->args.checkpoint_delay_ms);
 	c->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (c->timer_fd < 0 || timerfd_settime(c->timer_fd, 0, &every, NULL) < 0)
 		return -errno;
@@ -235,16 +235,18 @@ static int run_setup(struct run_ctx *c)
 	ret = vm_create(&c->vm, c->loop, c->args.mem_size);
 	c->vm_created = 1;
 	migration_init(&c->migration, &c->vm, NULL, NULL);
-	colo_init(&c->colo, &c->vm);
-	if (c->args.peer_timeout_ms) /* a peer silent this long is gone */
-		c->colo.peer_timeout_ms = c->args.peer_timeout_ms;
 	c->migration_ready = 1;
+	c->colo = colo_create(&c->vm);
+	if (!c->colo)
+		return -ENOMEM;
+	if (c->args.peer_timeout_ms) /* a peer silent this long is gone */
+		colo_set_peer_timeout(c->colo, c->args.peer_timeout_ms);
 	if (c->args.incoming) {
 		/* The source owns the TAP until it hands the VM over. */
 		c->vm.defer_backends = 1;
 		vm_set_state(&c->vm, VM_STATE_CREATED, VM_STATE_INMIGRATE);
 	}
-	if (ret || (ret = migration_attach_colo(&c->migration, &c->colo)) || (ret = run_add_devices(c)) ||
+	if (ret || (ret = migration_attach_colo(&c->migration, c->colo)) || (ret = run_add_devices(c)) ||
 	    (ret = run_setup_colo_net(c)) ||
 	    (ret = run_load_guest(c)))
 		return ret;
@@ -273,10 +275,9 @@ static int run_setup(struct run_ctx *c)
 
 static void run_teardown(struct run_ctx *c)
 {
-	if (c->migration_ready) {
-		colo_destroy(&c->colo);
+	colo_free(c->colo);
+	if (c->migration_ready)
 		migration_destroy(&c->migration);
-	}
 	colo_net_destroy(c->colo_net);
 	if (c->qmp) {
 		qmp_vm_unbind(&c->vm);

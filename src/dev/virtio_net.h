@@ -37,7 +37,7 @@ struct virtio_net_stats {
 };
 
 /*
- * Where a COLO network proxy plugs into the NIC (src/net/colo_proxy.c). Frames
+ * Where a COLO network proxy plugs into the NIC (src/colo/net/proxy.c). Frames
  * carry the 12-byte virtio-net header. All callbacks run with vm->io_lock held.
  */
 struct virtio_net_filter {

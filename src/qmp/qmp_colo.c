@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/colo_net.h"
+#include "colo/net/proxy.h"
 #include "qmp/qmp.h"
-#include "state/colo.h"
+#include "colo/colo.h"
 #include "state/migrate.h"
 
 static void on_colo_exit(void *opaque, enum colo_mode mode, enum colo_exit_reason reason, bool waiting)
@@ -117,7 +117,7 @@ static json_t *cmd_query_colo_status(json_t *args, struct qmp_error *err, void *
 		json_object_set_new(r, "x-error", json_string(error));
 	if (waiting) /* stopped: x-colo-lost-heartbeat (lockstep failover) decides the takeover */
 		json_object_set_new(r, "x-waiting-for-decision", json_true());
-	stalled = __atomic_load_n(&m->colo->test_stalled_in, __ATOMIC_ACQUIRE);
+	stalled = __atomic_load_n(&colo_test_hooks(m->colo)->stalled_in, __ATOMIC_ACQUIRE);
 	if (stalled != COLO_TEST_PHASE_NONE) /* x-colo-test stall-in */
 		json_object_set_new(r, "x-test-stalled-in", json_string(colo_test_phase_names[stalled]));
 	return r;
@@ -214,7 +214,7 @@ static int test_delay_arg(json_t *args, const char *name, uint32_t *out, struct 
 }
 
 /* fail-step: a participant's next prepare, committed or applied step fails. */
-static json_t *test_fail_step_arg(json_t *args, struct colo *c, struct qmp_error *err)
+static json_t *test_fail_step_arg(json_t *args, struct colo_test_hooks *t, struct qmp_error *err)
 {
 	const char *step = json_string_value(json_object_get(args, "fail-step"));
 
@@ -222,7 +222,7 @@ static json_t *test_fail_step_arg(json_t *args, struct colo *c, struct qmp_error
 		return NULL;
 	for (int i = COLO_STEP_PREPARE; i <= COLO_STEP_APPLIED; i++) {
 		if (!strcmp(colo_step_names[i], step)) {
-			__atomic_store_n(&c->test_fail_step, i + 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&t->fail_step, i + 1, __ATOMIC_RELEASE);
 			return NULL;
 		}
 	}
@@ -242,15 +242,16 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 		{ NULL, 0, false },
 	};
 	struct migration *m = opaque;
+	struct colo_test_hooks *t = colo_test_hooks(m->colo);
 
 	if (qmp_args_check(args, err, spec) < 0 ||
-	    test_delay_arg(args, "apply-delay-ms", &m->colo->test_apply_delay_ms, err) < 0 ||
-	    test_delay_arg(args, "cache-fill-delay-ms", &m->colo->test_cache_fill_delay_ms, err) < 0)
+	    test_delay_arg(args, "apply-delay-ms", &t->apply_delay_ms, err) < 0 ||
+	    test_delay_arg(args, "cache-fill-delay-ms", &t->cache_fill_delay_ms, err) < 0)
 		return NULL;
 	if (json_is_true(json_object_get(args, "corrupt-next-checkpoint")))
-		__atomic_store_n(&m->colo->test_corrupt_next, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->corrupt_next, true, __ATOMIC_RELEASE);
 	if (json_is_true(json_object_get(args, "refuse-next-checkpoint")))
-		__atomic_store_n(&m->colo->test_refuse_next, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->refuse_next, true, __ATOMIC_RELEASE);
 	if (json_object_get(args, "stall-in")) {
 		const char *phase = json_string_value(json_object_get(args, "stall-in"));
 		int i = COLO_TEST_PHASE_COUNT;
@@ -262,9 +263,9 @@ static json_t *cmd_colo_test(json_t *args, struct qmp_error *err, void *opaque)
 				      "ram, device, received)", phase);
 			return NULL;
 		}
-		__atomic_store_n(&m->colo->test_stall_phase, i, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->stall_phase, i, __ATOMIC_RELEASE);
 	}
-	return test_fail_step_arg(args, m->colo, err);
+	return test_fail_step_arg(args, t, err);
 }
 
 static json_t *class_stats_json(const struct colo_compare_class_stats *c)
@@ -373,8 +374,7 @@ int qmp_colo_bind(struct qmp_server *s, struct migration *m)
 		{ "x-colo-test", cmd_colo_test },
 	};
 
-	m->colo->on_exit = on_colo_exit;
-	m->colo->exit_opaque = s;
+	colo_set_exit_handler(m->colo, on_colo_exit, s);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		int ret = qmp_register(s, cmds[i].name, cmds[i].fn, m);
 

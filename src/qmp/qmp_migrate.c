@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "qmp/qmp.h"
-#include "state/colo.h"
+#include "colo/colo.h"
 #include "state/migrate.h"
 
 /* opaque: the server (the migration's listener); commands get the migration itself. */
@@ -87,7 +87,7 @@ static json_t *params_json(const struct migration *m, const struct migrate_param
 {
 	return json_pack("{s:I, s:I, s:b, s:I}", "downtime-limit", (json_int_t)p->downtime_limit_ms,
 			 "max-bandwidth", (json_int_t)p->max_bandwidth, "x-check-ram", p->check_ram,
-			 "x-checkpoint-delay", (json_int_t)(m->colo ? m->colo->delay_ms : 0));
+			 "x-checkpoint-delay", (json_int_t)(m->colo ? colo_get_delay(m->colo) : 0));
 }
 
 static int get_nonneg(json_t *args, const char *key, uint64_t max, uint64_t *out,
@@ -137,7 +137,7 @@ static json_t *cmd_migrate_set_parameters(json_t *args, struct qmp_error *err, v
 		p.check_ram = json_is_true(json_object_get(args, "x-check-ram"));
 	migration_set_params(m, &p);
 	if (m->colo) /* a running COLO pair follows the RAM check setting from the next checkpoint */
-		__atomic_store_n(&m->colo->check_ram, p.check_ram, __ATOMIC_RELEASE);
+		colo_set_check_ram(m->colo, p.check_ram);
 	return NULL;
 }
 

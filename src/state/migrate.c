@@ -1,6 +1,6 @@
 /* Migration bookkeeping shared by both directions: status, events, parameters. */
 #include "state/migrate.h"
-#include "state/colo.h"
+#include "colo/colo.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -140,7 +140,7 @@ int migration_start(struct migration *m, const char *uri, char *err, size_t errl
 	m->cancel = 0;
 	m->committing = false;
 	if (m->colo)
-		snprintf(m->colo->peer_uri, sizeof(m->colo->peer_uri), "%s", uri);
+		colo_set_peer_uri(m->colo, uri);
 	/* Connected here, so a wrong address is the command's error, not a later event. */
 	m->fd = netaddr_connect(&addr);
 	if (m->fd < 0) {

@@ -38,7 +38,7 @@ enum migrate_status {
 	MIGRATE_FAILED,
 	MIGRATE_CANCELLING,
 	MIGRATE_CANCELLED,
-	MIGRATE_COLO, /* the migration became a COLO pair (state/colo.h) */
+	MIGRATE_COLO, /* the migration became a COLO pair (colo/colo.h) */
 };
 
 struct migrate_params {

@@ -5,7 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "state/colo.h"
+#include "colo/colo.h"
 #include "state/migrate.h"
 #include "state/stream.h"
 #include "state/vmstate.h"
@@ -66,7 +66,7 @@ static int recv_accept(struct migration *m)
 	pthread_mutex_lock(&m->lock);
 	/* A COLO secondary accepts its network link on the same listener later. */
 	if (m->colo_capability && m->colo)
-		m->colo->listen_fd = m->listen_fd;
+		colo_set_listen_fd(m->colo, m->listen_fd);
 	else
 		close(m->listen_fd);
 	m->listen_fd = -1;

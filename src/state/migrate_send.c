@@ -6,7 +6,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "state/colo.h"
+#include "colo/colo.h"
 #include "state/migrate.h"
 #include "state/stream.h"
 #include "state/vmstate.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/colo_compare.h"
+#include "colo/net/compare.h"
 #include "net/packet.h"
 
 #define H_MAX_OUT 4096

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "compare_harness.h"
-#include "net/colo_compare.h"
+#include "colo/net/compare.h"
 #include "net/pcap.h"
 #include "net_frames.h"
 

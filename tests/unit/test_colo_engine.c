@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "state/colo.h"
+#include "colo/colo_internal.h"
 #include "vm/vm.h"
 
 static struct vm vm; /* no KVM: the engine only reads vm->loop (NULL: events dropped) */
@@ -259,7 +259,7 @@ static void test_participants_run_in_order_and_stop_at_an_error(void **state)
 static void test_fail_step_hook_fails_once(void **state)
 {
 	(void)state;
-	colo.test_fail_step = COLO_STEP_APPLIED + 1;
+	colo.test.fail_step = COLO_STEP_APPLIED + 1;
 	assert_int_equal(colo_run_participants(&colo, COLO_STEP_PREPARE, 0), 0);
 	assert_int_equal(colo_run_participants(&colo, COLO_STEP_APPLIED, 0), -EIO);
 	assert_string_equal(colo.error, "test hook failed to apply the checkpoint: Input/output error");

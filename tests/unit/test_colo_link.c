@@ -1,5 +1,5 @@
 /*
- * The COLO network link's writer (src/net/colo_link.c): it never blocks its
+ * The COLO network link's writer (src/colo/net/link.c): it never blocks its
  * caller, keeps its queue within the limit (dropping and counting what does not
  * fit), delivers what it accepted intact and in order, and reports a peer that
  * stops reading or goes away exactly once.
@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "net/colo_link.h"
+#include "colo/net/link.h"
 
 #define FRAME 1500
 #define LIMIT (64u << 10)

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "compare_harness.h"
-#include "net/colo_rewriter.h"
+#include "colo/net/rewriter.h"
 #include "net/packet.h"
 #include "net_frames.h"
 

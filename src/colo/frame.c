@@ -1,5 +1,5 @@
 /* COLO bookkeeping shared by both roles: failover state, participants, stats, messages. */
-#include "state/colo.h"
+#include "colo/colo_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -55,6 +55,58 @@ void colo_destroy(struct colo *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
+struct colo *colo_create(struct vm *vm)
+{
+	struct colo *c = malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	colo_init(c, vm);
+	if (c->trigger_fd < 0) {
+		colo_destroy(c);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void colo_free(struct colo *c)
+{
+	if (!c)
+		return;
+	colo_destroy(c);
+	free(c);
+}
+
+void colo_set_peer_timeout(struct colo *c, uint32_t ms) { c->peer_timeout_ms = ms; }
+
+void colo_set_peer_uri(struct colo *c, const char *uri)
+{
+	snprintf(c->peer_uri, sizeof(c->peer_uri), "%s", uri);
+}
+
+void colo_set_listen_fd(struct colo *c, int fd) { c->listen_fd = fd; }
+
+void colo_set_check_ram(struct colo *c, bool on) { __atomic_store_n(&c->check_ram, on, __ATOMIC_RELEASE); }
+
+uint32_t colo_get_delay(struct colo *c)
+{
+	uint32_t ms;
+
+	pthread_mutex_lock(&c->lock);
+	ms = c->delay_ms;
+	pthread_mutex_unlock(&c->lock);
+	return ms;
+}
+
+void colo_set_exit_handler(struct colo *c, colo_exit_fn fn, void *opaque)
+{
+	c->on_exit = fn;
+	c->exit_opaque = opaque;
+}
+
+struct colo_test_hooks *colo_test_hooks(struct colo *c) { return &c->test; }
+
 int colo_add_participant(struct colo *c, const struct colo_participant *p)
 {
 	for (int i = 0; i < c->n_participants; i++)
@@ -78,8 +130,12 @@ static int participant_step(struct colo *c, const struct colo_participant *p, en
 			    uint64_t mark)
 {
 	switch (step) {
-	case COLO_STEP_START:
-		return p->start ? p->start(p->opaque, c) : 0;
+	case COLO_STEP_START: {
+		struct colo_peer peer = { .mode = c->mode, .uri = c->peer_uri,
+					  .listen_fd = c->listen_fd, .timeout_ms = c->peer_timeout_ms };
+
+		return p->start ? p->start(p->opaque, &peer) : 0;
+	}
 	case COLO_STEP_PREPARE:
 		return p->prepare ? p->prepare(p->opaque) : 0;
 	case COLO_STEP_COMMITTED:
@@ -108,7 +164,7 @@ int colo_run_participants(struct colo *c, enum colo_step step, uint64_t mark)
 	};
 
 	/* Test hook (x-colo-test fail-step): a participant that fails here once. */
-	if (__atomic_compare_exchange_n(&c->test_fail_step, &armed, 0, false, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&c->test.fail_step, &armed, 0, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE)) {
 		colo_fail(c, "test hook %s: %s", what[step], strerror(EIO));
 		return -EIO;

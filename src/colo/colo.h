@@ -24,28 +24,21 @@
  * primary stops its VM and waits for a decision (x-colo-lost-heartbeat), since
  * a primary that only went silent (a partition, a stall) may still serve.
  */
-#ifndef LOCKSTEP_STATE_COLO_H
-#define LOCKSTEP_STATE_COLO_H
+#ifndef LOCKSTEP_COLO_COLO_H
+#define LOCKSTEP_COLO_COLO_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "state/stream.h"
-#include "util/sbuf.h"
 
 struct colo;
+struct stream_in;
 struct vm;
-struct vmstate_loader;
 
 #define COLO_DEFAULT_DELAY_MS 20000
-#define COLO_HEARTBEAT_MS 200
 #define COLO_DEFAULT_PEER_TIMEOUT_MS 3000 /* --peer-timeout */
 #define COLO_PAUSE_HISTORY 1024
-/* Dirty pages from which a checkpoint first sends them while the VM runs, and
- * stops it only for what was dirtied meanwhile (DESIGN.md §5). */
-#define COLO_PRECOPY_MIN_PAGES 256
 
 enum colo_mode { COLO_MODE_NONE, COLO_MODE_PRIMARY, COLO_MODE_SECONDARY };
 enum colo_exit_reason { COLO_EXIT_NONE, COLO_EXIT_REQUEST, COLO_EXIT_ERROR, COLO_EXIT_PROCESSING };
@@ -57,21 +50,15 @@ enum colo_failover {
 	COLO_FAILOVER_RELAUNCH,
 };
 
-/* Wire values (u32, little-endian); 0-6 are QEMU's COLOMessage numbers. */
-enum colo_msg {
-	COLO_MSG_CHECKPOINT_READY = 0,
-	COLO_MSG_CHECKPOINT_REQUEST = 1,
-	COLO_MSG_CHECKPOINT_REPLY = 2,
-	COLO_MSG_VMSTATE_SEND = 3,
-	COLO_MSG_VMSTATE_SIZE = 4,
-	COLO_MSG_VMSTATE_RECEIVED = 5,
-	COLO_MSG_VMSTATE_LOADED = 6,
-	COLO_MSG_HEARTBEAT = 7, /* ours: "still here", sent by either side while idle */
-	COLO_MSG_RAM_BACKGROUND = 8, /* ours: P -> S, RAM while both run, before a checkpoint */
-	COLO_MSG_COUNT,
-};
-
 enum colo_reason { COLO_REASON_PERIODIC, COLO_REASON_REQUEST, COLO_REASON_COMPARATOR, COLO_REASON_COUNT };
+
+/* Where a participant's own links go (its start hook). */
+struct colo_peer {
+	enum colo_mode mode;
+	const char *uri;       /* primary: where the secondary listens */
+	int listen_fd;         /* secondary: the migration listener */
+	uint32_t timeout_ms;   /* a peer silent this long is gone */
+};
 
 /*
  * A checkpoint participant: a layer whose state moves with the VM's (the
@@ -83,8 +70,8 @@ enum colo_reason { COLO_REASON_PERIODIC, COLO_REASON_REQUEST, COLO_REASON_COMPAR
 struct colo_participant {
 	const char *name;
 	void *opaque;
-	/* Both sides, COLO begins (connect links). Error: COLO does not start. */
-	int (*start)(void *opaque, struct colo *c);
+	/* Both sides, COLO begins (connect links to `peer`). Error: COLO does not start. */
+	int (*start)(void *opaque, const struct colo_peer *peer);
 	/* Primary: its VM stopped, before any state is sent. Secondary: the
 	 * checkpoint validated, before vmstate-received. Error: the checkpoint is
 	 * aborted, and nothing of it is applied. */
@@ -137,75 +124,37 @@ enum colo_test_phase {
 
 extern const char *const colo_test_phase_names[COLO_TEST_PHASE_COUNT];
 
+/* Test hooks (x-colo-test), set from the monitor with atomic stores. */
+struct colo_test_hooks {
+	int stall_phase;            /* enum colo_test_phase: the primary stops dead there once */
+	int stalled_in;             /* the phase it is stalled in now (NONE: not stalled) */
+	uint32_t apply_delay_ms;    /* secondary: after vmstate-received, before vmstate-loaded */
+	uint32_t cache_fill_delay_ms; /* secondary: at start, while filling its RAM cache */
+	bool corrupt_next;          /* primary: the next checkpoint's RAM hash is wrong */
+	bool refuse_next;           /* primary: the next checkpoint holds a record S refuses */
+	int fail_step;              /* enum colo_step + 1: a participant's next such step fails */
+};
+
 /* waiting: a secondary that stopped its VM and waits for the takeover decision. */
 typedef void (*colo_exit_fn)(void *opaque, enum colo_mode mode, enum colo_exit_reason reason,
 			     bool waiting);
 
-struct colo {
-	struct vm *vm;
-	pthread_mutex_t lock;
-	enum colo_mode mode;        /* while COLO runs */
-	enum colo_mode last_mode;   /* mode before the last exit */
-	enum colo_exit_reason reason;
-	int failover;               /* enum colo_failover, changed by compare-and-swap */
-	bool running;
-	char error[256];
-	struct colo_stats stats;
+/* The COLO engine of one VM; NULL if out of memory. */
+struct colo *colo_create(struct vm *vm);
+/* Ends COLO if it runs (a waiting secondary leaves without taking over). */
+void colo_free(struct colo *c);
+/* --peer-timeout: a peer silent this long is gone. */
+void colo_set_peer_timeout(struct colo *c, uint32_t ms);
+/* Primary: where the secondary listens (the migration URI). */
+void colo_set_peer_uri(struct colo *c, const char *uri);
+/* Secondary: the migration listener, where the links are accepted. */
+void colo_set_listen_fd(struct colo *c, int fd);
+/* x-check-ram: every checkpoint's RAM hash is compared. */
+void colo_set_check_ram(struct colo *c, bool on);
+uint32_t colo_get_delay(struct colo *c);
+void colo_set_exit_handler(struct colo *c, colo_exit_fn fn, void *opaque);
+struct colo_test_hooks *colo_test_hooks(struct colo *c);
 
-	int fd;
-	struct stream_in in;
-	struct stream_out out;
-	uint64_t last_heard_ns, last_sent_ns;
-	uint32_t peer_timeout_ms;   /* a peer silent this long is gone */
-	pthread_t thread;
-	bool thread_started;
-
-	/* Primary */
-	int trigger_fd;             /* eventfd: a checkpoint was requested */
-	unsigned pending_reasons;   /* bit per enum colo_reason */
-	uint32_t delay_ms;
-	uint64_t next_periodic_ns;
-	uint64_t *bitmap;
-	bool check_ram;
-	bool resume_vm;             /* the VM ran before the stop-and-copy: run it again */
-
-	/* Secondary */
-	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
-	int cache_fd;               /* the memfd behind it */
-	uint64_t *cache_dirty;      /* pages received since the last checkpoint */
-	bool applying;              /* a checkpoint is being applied: failover waits */
-	bool leaving;               /* the COLO thread left its loop: no new failover request */
-	struct sbuf device_blob;
-	/* After losing the primary: the VM is stopped until a decision. */
-	bool decision_open;         /* left COLO on an error: a takeover decision is taken */
-	bool waiting;               /* stopped, waiting for that decision */
-	bool decided;               /* take over (x-colo-lost-heartbeat while decision_open) */
-	bool abandon;               /* the process ends: leave without taking over */
-	bool exit_announced;        /* COLO_EXIT already sent (when the wait began) */
-	pthread_cond_t decision;
-
-	/* Test hooks */
-	int test_stall_phase;       /* enum colo_test_phase: the primary stops dead there once */
-	int test_stalled_in;        /* the phase it is stalled in now (NONE: not stalled) */
-	uint32_t test_apply_delay_ms;
-	uint32_t test_cache_fill_delay_ms;
-	bool test_corrupt_next;
-	bool test_refuse_next;
-	int test_fail_step;         /* enum colo_step + 1: its next run fails (0: none) */
-
-	char peer_uri[300]; /* primary: where the secondary listens */
-	int listen_fd;      /* secondary: the migration listener, kept for the links */
-	uint64_t checkpoint_mark; /* secondary: the mark that came with vmstate-send */
-	char unusable[256]; /* secondary: why its state can no longer be taken over */
-
-	struct colo_participant participants[COLO_MAX_PARTICIPANTS];
-	int n_participants;
-	colo_exit_fn on_exit;
-	void *exit_opaque;
-};
-
-void colo_init(struct colo *c, struct vm *vm);
-void colo_destroy(struct colo *c);
 /* -ENOSPC if the table is full, -EBUSY for a second participant with a mark. */
 int colo_add_participant(struct colo *c, const struct colo_participant *p);
 
@@ -240,37 +189,5 @@ const char *colo_exit_reason_name(enum colo_exit_reason r);
 const char *colo_failover_name(int f);
 const char *colo_reason_name(enum colo_reason r);
 
-/* ---- shared by colo*.c ---- */
-int colo_send_msg(struct colo *c, enum colo_msg msg);
-int colo_send_msg_value(struct colo *c, enum colo_msg msg, uint64_t value);
-/* Next non-heartbeat message, which must be `expect`; value read for VMSTATE_SIZE. */
-int colo_expect_msg(struct colo *c, enum colo_msg expect, uint64_t *value);
-/* Sends a heartbeat if one is due; -ETIMEDOUT if the peer has been silent too long. */
-int colo_heartbeat(struct colo *c);
-/* The same after reading and dropping the heartbeats that arrived (primary:
- * while it is idle, the secondary sends nothing else). */
-int colo_keepalive(struct colo *c);
-int colo_peer_silent(struct colo *c);
-/* During long local work (cache fill, apply): a heartbeat if one is due, so the
- * waiting peer does not take us for dead. Slow is not dead. */
-int colo_tell_peer_alive(struct colo *c);
-/* Sleeps ms in heartbeat-sized slices, telling the peer we are alive (test hooks). */
-int colo_sleep_alive(struct colo *c, uint32_t ms);
-void colo_fail(struct colo *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Secondary, its primary lost: the one place that decides a takeover. */
-bool colo_await_takeover(struct colo *c);
-/* Every participant's hook for `step`, in order; the first error ends the
- * step (colo_fail names the participant). `mark` is for COLO_STEP_APPLIED. */
-int colo_run_participants(struct colo *c, enum colo_step step, uint64_t mark);
-/* The mark of the participant that has one (0 if none). */
-uint64_t colo_participant_mark(struct colo *c);
-void colo_record_pause(struct colo *c, uint64_t pause_us);
-/* vm_runs_alone: the VM runs on without COLO (the failover hooks run); false
- * when a waiting secondary is abandoned without a decision. */
-void colo_finish(struct colo *c, bool vm_runs_alone);
-void colo_leave_loop(struct colo *c);
-bool colo_failover_cas(struct colo *c, int from, int to);
-void *colo_primary_thread(void *arg);
-void *colo_secondary_thread(void *arg);
 
 #endif

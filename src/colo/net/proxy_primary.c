@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/colo_net_internal.h"
+#include "colo/net/proxy_internal.h"
 #include "util/log.h"
 #include "vm/vm.h"
 

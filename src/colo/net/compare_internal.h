@@ -3,14 +3,14 @@
  * statistics), colo_compare_tcp.c (byte-stream comparison) and
  * colo_compare_dgram.c (datagram and whole-frame comparison).
  */
-#ifndef LOCKSTEP_NET_COLO_COMPARE_INTERNAL_H
-#define LOCKSTEP_NET_COLO_COMPARE_INTERNAL_H
+#ifndef LOCKSTEP_COLO_NET_COMPARE_INTERNAL_H
+#define LOCKSTEP_COLO_NET_COMPARE_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "net/colo_compare.h"
-#include "net/colo_stream.h"
+#include "colo/net/compare.h"
+#include "colo/net/stream.h"
 #include "net/flow_table.h"
 #include "net/packet.h"
 

@@ -1,5 +1,5 @@
 /* The COLO network proxy: wiring, link, and the checkpoint and failover hooks (colo_net.h). */
-#include "net/colo_net.h"
+#include "colo/net/proxy.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -12,8 +12,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "net/colo_net_internal.h"
-#include "state/colo.h"
+#include "colo/net/proxy_internal.h"
+#include "colo/colo.h"
 #include "util/evloop.h"
 #include "util/log.h"
 #include "util/netaddr.h"
@@ -37,28 +37,28 @@ uint64_t colo_net_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void colo_net_set_timeouts(struct colo *c, int fd)
+static void colo_net_set_timeouts(const struct colo_peer *peer, int fd)
 {
-	struct timeval tv = { .tv_sec = c->peer_timeout_ms / 1000,
-			      .tv_usec = (c->peer_timeout_ms % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = peer->timeout_ms / 1000,
+			      .tv_usec = (peer->timeout_ms % 1000) * 1000 };
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
 /* Primary: connect to where the secondary listens, and say what this connection is. */
-static int colo_net_connect(struct colo *c)
+static int colo_net_connect(const struct colo_peer *peer)
 {
 	struct netaddr addr;
 	char err[256];
-	int fd, ret = netaddr_parse_tcp(c->peer_uri, &addr, err, sizeof(err));
+	int fd, ret = netaddr_parse_tcp(peer->uri, &addr, err, sizeof(err));
 
 	if (ret < 0)
 		return ret;
 	fd = netaddr_connect(&addr);
 	if (fd < 0)
 		return fd;
-	colo_net_set_timeouts(c, fd);
+	colo_net_set_timeouts(peer, fd);
 	if ((ret = colo_link_send_magic(fd)) < 0) {
 		close(fd);
 		return ret;
@@ -67,19 +67,19 @@ static int colo_net_connect(struct colo *c)
 }
 
 /* Secondary: the next connection on the migration listener is the link. */
-static int colo_net_accept(struct colo *c)
+static int colo_net_accept(const struct colo_peer *peer)
 {
-	struct pollfd p = { .fd = c->listen_fd, .events = POLLIN };
+	struct pollfd p = { .fd = peer->listen_fd, .events = POLLIN };
 	int fd, ret;
 
-	if (c->listen_fd < 0)
+	if (peer->listen_fd < 0)
 		return -ENOTCONN;
-	if (poll(&p, 1, (int)c->peer_timeout_ms) <= 0)
+	if (poll(&p, 1, (int)peer->timeout_ms) <= 0)
 		return -ETIMEDOUT;
-	fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	fd = accept4(peer->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	colo_net_set_timeouts(c, fd);
+	colo_net_set_timeouts(peer, fd);
 	if ((ret = colo_link_expect_magic(fd)) < 0) {
 		close(fd);
 		return ret;
@@ -107,22 +107,22 @@ static void colo_net_writer_failed(void *opaque, int err)
 	char why[96];
 
 	if (err == -ETIMEDOUT)
-		snprintf(why, sizeof(why), "peer silent: it took nothing for %u ms", n->colo->peer_timeout_ms);
+		snprintf(why, sizeof(why), "peer silent: it took nothing for %u ms", n->peer_timeout_ms);
 	else
 		snprintf(why, sizeof(why), "sending: %s", strerror(-err));
 	colo_net_link_failed(n, why);
 }
 
 /* COLO is starting: bring the link up and put the proxy between guest and TAP. */
-static int colo_net_start(void *opaque, struct colo *c)
+static int colo_net_start(void *opaque, const struct colo_peer *peer)
 {
 	struct colo_net *n = opaque;
-	int fd = c->mode == COLO_MODE_PRIMARY ? colo_net_connect(c) : colo_net_accept(c);
+	int fd = peer->mode == COLO_MODE_PRIMARY ? colo_net_connect(peer) : colo_net_accept(peer);
 	int ret;
 
 	if (fd < 0)
 		return fd;
-	ret = colo_link_writer_start(&n->writer, fd, COLO_LINK_QUEUE_LIMIT, c->peer_timeout_ms,
+	ret = colo_link_writer_start(&n->writer, fd, COLO_LINK_QUEUE_LIMIT, peer->timeout_ms,
 				     colo_net_writer_failed, n);
 	if (ret < 0) {
 		close(fd);
@@ -134,7 +134,8 @@ static int colo_net_start(void *opaque, struct colo *c)
 	n->epoch = 0;
 	n->mirror_seq = 0;
 	n->barrier = 0;
-	n->role = c->mode;
+	n->role = peer->mode;
+	n->peer_timeout_ms = peer->timeout_ms;
 	colo_link_reader_reset(&n->reader);
 	memset(&n->link, 0, sizeof(n->link));
 	n->link.up = n->link_seen = true;

@@ -13,8 +13,8 @@
  * must be serialised by the caller, and the callbacks must not call back into
  * the comparator.
  */
-#ifndef LOCKSTEP_NET_COLO_COMPARE_H
-#define LOCKSTEP_NET_COLO_COMPARE_H
+#ifndef LOCKSTEP_COLO_NET_COMPARE_H
+#define LOCKSTEP_COLO_NET_COMPARE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "net/colo_link.h"
+#include "colo/net/link.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -9,8 +9,8 @@
  * the stream is unsynced and every segment waits in the out-of-order list;
  * colo_stream_sync() fixes the position and merges what fits.
  */
-#ifndef LOCKSTEP_NET_COLO_STREAM_H
-#define LOCKSTEP_NET_COLO_STREAM_H
+#ifndef LOCKSTEP_COLO_NET_STREAM_H
+#define LOCKSTEP_COLO_NET_STREAM_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -15,8 +15,8 @@
  * translated). IPv4 and IPv6, with or without VLAN tags; other traffic passes
  * unchanged. Pure logic: no I/O, no threads; calls serialised by the caller.
  */
-#ifndef LOCKSTEP_NET_COLO_REWRITER_H
-#define LOCKSTEP_NET_COLO_REWRITER_H
+#ifndef LOCKSTEP_COLO_NET_REWRITER_H
+#define LOCKSTEP_COLO_NET_REWRITER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "net/colo_compare_internal.h"
+#include "colo/net/compare_internal.h"
 
 enum verdict { VERDICT_WAIT, VERDICT_READY, VERDICT_MISMATCH };
 

@@ -1,18 +1,18 @@
 /* Shared by colo_net.c, colo_net_primary.c and colo_net_secondary.c. */
-#ifndef LOCKSTEP_NET_COLO_NET_INTERNAL_H
-#define LOCKSTEP_NET_COLO_NET_INTERNAL_H
+#ifndef LOCKSTEP_COLO_NET_PROXY_INTERNAL_H
+#define LOCKSTEP_COLO_NET_PROXY_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
 
 #include "dev/virtio_net.h"
 #include "net/announce.h"
-#include "net/colo_compare.h"
-#include "net/colo_link.h"
-#include "net/colo_net.h"
-#include "net/colo_rewriter.h"
+#include "colo/net/compare.h"
+#include "colo/net/link.h"
+#include "colo/net/proxy.h"
+#include "colo/net/rewriter.h"
 #include "net/pcap.h"
-#include "state/colo.h"
+#include "colo/colo.h"
 
 #define COLO_NET_DEFAULT_COMPARE_TIMEOUT_MS 100
 #define COLO_NET_DEFAULT_SCAN_MS 10
@@ -43,6 +43,7 @@ struct colo_net {
 	struct vm *vm;
 	struct virtio_net *nic;
 	struct colo *colo;
+	uint32_t peer_timeout_ms; /* of the COLO session the link belongs to */
 	struct colo_net_config cfg;
 	pthread_mutex_t lock;
 	enum colo_mode role; /* NONE when COLO is not running */

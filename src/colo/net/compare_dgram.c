@@ -9,7 +9,7 @@
  */
 #include <string.h>
 
-#include "net/colo_compare_internal.h"
+#include "colo/net/compare_internal.h"
 
 struct dgram_region {
 	uint32_t off, len, frag;

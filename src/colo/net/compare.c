@@ -4,13 +4,13 @@
  * comparison rules themselves live in colo_compare_tcp.c (byte streams) and
  * colo_compare_dgram.c (datagrams and whole frames).
  */
-#include "net/colo_compare.h"
+#include "colo/net/compare.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/colo_compare_internal.h"
+#include "colo/net/compare_internal.h"
 
 /* Held frames up to this size come from a free list instead of malloc. */
 #define POOL_FRAME_BYTES 2048

@@ -1,5 +1,5 @@
 /* The secondary's buffered TCP byte stream (see colo_stream.h). */
-#include "net/colo_stream.h"
+#include "colo/net/stream.h"
 
 #include <stdlib.h>
 #include <string.h>

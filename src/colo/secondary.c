@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "state/colo.h"
+#include "colo/colo_internal.h"
 #include "state/vmstate.h"
 #include "util/log.h"
 #include "vm/dirty.h"
@@ -51,7 +51,7 @@ static int secondary_cache_init(struct colo *c)
 		if (colo_tell_peer_alive(c) < 0) /* a large guest takes a while: slow is not dead */
 			return -EPIPE;
 	}
-	if (c->test_cache_fill_delay_ms && colo_sleep_alive(c, c->test_cache_fill_delay_ms) < 0)
+	if (c->test.cache_fill_delay_ms && colo_sleep_alive(c, c->test.cache_fill_delay_ms) < 0)
 		return -EPIPE;
 	/* Dirty tracking of the SVM starts now: what it writes from here on is
 	 * overwritten from the cache at the next checkpoint. */
@@ -296,7 +296,7 @@ static int secondary_checkpoint(struct colo *c)
 	}
 	if (applied && (ret = secondary_finish_apply(c)) == 0) {
 		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
-		if (c->test_apply_delay_ms && colo_sleep_alive(c, c->test_apply_delay_ms) < 0)
+		if (c->test.apply_delay_ms && colo_sleep_alive(c, c->test.apply_delay_ms) < 0)
 			ret = ret ? ret : -EPIPE;
 	}
 	if (t_apply) {

@@ -5,7 +5,7 @@
  * RST. Teardown positions are kept in the primary's sequence space, the one
  * the peer acknowledges, so a checkpoint cannot invalidate them.
  */
-#include "net/colo_rewriter.h"
+#include "colo/net/rewriter.h"
 
 #include <stddef.h>
 #include <stdlib.h>

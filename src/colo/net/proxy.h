@@ -12,14 +12,14 @@
  * TAP until failover, when it attaches its own and announces the guest's MAC
  * (gratuitous ARP, unsolicited neighbour advertisement).
  */
-#ifndef LOCKSTEP_NET_COLO_NET_H
-#define LOCKSTEP_NET_COLO_NET_H
+#ifndef LOCKSTEP_COLO_NET_PROXY_H
+#define LOCKSTEP_COLO_NET_PROXY_H
 
 #include <stdint.h>
 
-#include "net/colo_compare.h"
-#include "net/colo_link.h"
-#include "net/colo_rewriter.h"
+#include "colo/net/compare.h"
+#include "colo/net/link.h"
+#include "colo/net/rewriter.h"
 
 struct colo;
 struct evloop;

@@ -13,8 +13,8 @@
  * checkpoints, so the comparator can drop output the secondary produced before
  * the last one.
  */
-#ifndef LOCKSTEP_NET_COLO_LINK_H
-#define LOCKSTEP_NET_COLO_LINK_H
+#ifndef LOCKSTEP_COLO_NET_LINK_H
+#define LOCKSTEP_COLO_NET_LINK_H
 
 #include <pthread.h>
 #include <stdbool.h>

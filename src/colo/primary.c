@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "state/colo.h"
+#include "colo/colo_internal.h"
 #include "state/vmstate.h"
 #include "util/log.h"
 #include "vm/dirty.h"
@@ -23,14 +23,14 @@ static void primary_test_stall(struct colo *c, enum colo_test_phase at)
 	int expected = at;
 	struct timespec tick = { 0, 10 * 1000000 };
 
-	if (!__atomic_compare_exchange_n(&c->test_stall_phase, &expected, COLO_TEST_PHASE_NONE, false,
+	if (!__atomic_compare_exchange_n(&c->test.stall_phase, &expected, COLO_TEST_PHASE_NONE, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return;
 	log_warn("test hook: the COLO primary stalls in phase %s", colo_test_phase_names[at]);
-	__atomic_store_n(&c->test_stalled_in, at, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->test.stalled_in, at, __ATOMIC_RELEASE);
 	for (int ms = 0; ms < TEST_STALL_MAX_MS; ms += 10)
 		nanosleep(&tick, NULL);
-	__atomic_store_n(&c->test_stalled_in, COLO_TEST_PHASE_NONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->test.stalled_in, COLO_TEST_PHASE_NONE, __ATOMIC_RELEASE);
 }
 
 /*
@@ -108,7 +108,7 @@ static int primary_precopy(struct colo *c)
 /* Test hook: damage one byte of the next device-state blob (its checksum fails). */
 static void primary_maybe_corrupt(struct colo *c, struct sbuf *blob)
 {
-	if (!__atomic_exchange_n(&c->test_corrupt_next, false, __ATOMIC_ACQ_REL) || !blob->len)
+	if (!__atomic_exchange_n(&c->test.corrupt_next, false, __ATOMIC_ACQ_REL) || !blob->len)
 		return;
 	blob->data[blob->len / 2] ^= 0x5a;
 }
@@ -124,7 +124,7 @@ static int primary_maybe_spoil_vcpu(struct colo *c, struct sbuf *blob)
 	size_t pos = 0;
 	int ret;
 
-	if (!__atomic_exchange_n(&c->test_refuse_next, false, __ATOMIC_ACQ_REL))
+	if (!__atomic_exchange_n(&c->test.refuse_next, false, __ATOMIC_ACQ_REL))
 		return 0;
 	sbuf_init(&spoiled);
 	ret = stream_out_init_capture(&out, &spoiled);
