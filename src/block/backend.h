@@ -59,6 +59,16 @@ static inline int blk_backend_flush(struct blk_backend *be) { return be->ops->fl
 
 static inline uint64_t blk_backend_size(struct blk_backend *be) { return be->ops->size(be); }
 
+/* Bytes an iovec array describes. */
+static inline uint64_t blk_iov_bytes(const struct iovec *iov, int iovcnt)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
 /* NULL is fine: nothing to close. */
 static inline void blk_backend_close(struct blk_backend *be)
 {

@@ -42,7 +42,7 @@ static void iov_advance(struct iovec *iov, int cnt, int *first, size_t n)
 	}
 }
 
-static int file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_t off, int write)
+static int fd_xfer(int fd, struct iovec *iov, int cnt, uint64_t off, int write)
 {
 	int first = 0;
 
@@ -53,8 +53,8 @@ static int file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_t of
 			first++;
 			continue;
 		}
-		n = write ? pwritev(f->fd, iov + first, cnt - first, (off_t)off)
-			  : preadv(f->fd, iov + first, cnt - first, (off_t)off);
+		n = write ? pwritev(fd, iov + first, cnt - first, (off_t)off)
+			  : preadv(fd, iov + first, cnt - first, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -67,14 +67,24 @@ static int file_xfer(struct blk_file *f, struct iovec *iov, int cnt, uint64_t of
 	return 0;
 }
 
+int blk_fd_preadv(int fd, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+	return fd_xfer(fd, iov, iovcnt, offset, 0);
+}
+
+int blk_fd_pwritev(int fd, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+	return fd_xfer(fd, iov, iovcnt, offset, 1);
+}
+
 static int file_preadv(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
-	return file_xfer(to_file(be), iov, iovcnt, offset, 0);
+	return blk_fd_preadv(to_file(be)->fd, iov, iovcnt, offset);
 }
 
 static int file_pwritev(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
-	return file_xfer(to_file(be), iov, iovcnt, offset, 1);
+	return blk_fd_pwritev(to_file(be)->fd, iov, iovcnt, offset);
 }
 
 static int file_flush(struct blk_backend *be)

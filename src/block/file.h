@@ -16,4 +16,9 @@
  * anything else that is not a file or block device. */
 int blk_file_open(const char *path, bool readonly, struct blk_backend **out);
 
+/* The same whole transfers on any file descriptor (the overlays use them):
+ * 0, or -errno (-EIO at end of file). iov may be consumed. */
+int blk_fd_preadv(int fd, struct iovec *iov, int iovcnt, uint64_t offset);
+int blk_fd_pwritev(int fd, struct iovec *iov, int iovcnt, uint64_t offset);
+
 #endif
