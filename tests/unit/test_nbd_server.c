@@ -116,11 +116,12 @@ static struct blk_backend *open_image(bool readonly)
 }
 
 /* A memory disk whose writes at or past full_at fail with -ENOSPC, as a
- * full host file system would. */
+ * full host file system would, and which counts its flushes. */
 struct full_disk {
 	struct blk_backend be; /* first */
 	struct blk_backend *mem;
 	uint64_t full_at;
+	int flushes;
 };
 
 static int full_preadv(struct blk_backend *be, struct iovec *iov, int cnt, uint64_t off)
@@ -137,7 +138,11 @@ static int full_pwritev(struct blk_backend *be, struct iovec *iov, int cnt, uint
 	return blk_backend_pwritev(d->mem, iov, cnt, off);
 }
 
-static int full_flush(struct blk_backend *be) { return blk_backend_flush(((struct full_disk *)be)->mem); }
+static int full_flush(struct blk_backend *be)
+{
+	((struct full_disk *)be)->flushes++;
+	return blk_backend_flush(((struct full_disk *)be)->mem);
+}
 static uint64_t full_size(struct blk_backend *be) { return blk_backend_size(((struct full_disk *)be)->mem); }
 
 static void full_close(struct blk_backend *be)
@@ -327,6 +332,29 @@ static void test_enospc_then_usable(void **state)
 	assert_int_equal(nbd_pwrite(h, buf, sizeof(buf), 0, 0), 0); /* below the "full" mark */
 	assert_int_equal(nbd_pread(h, back, sizeof(back), 0, 0), 0);
 	assert_memory_equal(back, buf, sizeof(buf));
+	client_disconnect(h);
+	assert_int_equal(server_join(&srv), 0);
+	blk_backend_close(srv.exp.be);
+}
+
+/* FUA means flushed before the reply; a plain write is not flushed. */
+static void test_fua_flushes(void **state)
+{
+	struct server srv;
+	struct nbd_handle *h;
+	struct full_disk *d;
+	uint8_t buf[512] = { 7 };
+
+	(void)state;
+	h = client_connect(server_start(&srv, full_disk_create(DISK_SIZE, DISK_SIZE)), EXPORT);
+	assert_non_null(h);
+	d = (struct full_disk *)srv.exp.be;
+	assert_int_equal(nbd_pwrite(h, buf, sizeof(buf), 0, 0), 0);
+	assert_int_equal(d->flushes, 0);
+	assert_int_equal(nbd_pwrite(h, buf, sizeof(buf), 4096, LIBNBD_CMD_FLAG_FUA), 0);
+	assert_int_equal(d->flushes, 1);
+	assert_int_equal(nbd_flush(h, 0), 0);
+	assert_int_equal(d->flushes, 2);
 	client_disconnect(h);
 	assert_int_equal(server_join(&srv), 0);
 	blk_backend_close(srv.exp.be);
@@ -888,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_range_then_usable),
 		cmocka_unit_test(test_read_only_export),
 		cmocka_unit_test(test_enospc_then_usable),
+		cmocka_unit_test(test_fua_flushes),
 		cmocka_unit_test(test_error_mapping),
 		cmocka_unit_test(test_wrong_export_refused),
 		cmocka_unit_test(test_list_info_abort),
