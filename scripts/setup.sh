@@ -9,6 +9,8 @@ PACKAGES=(
 	libjansson-dev                           # JSON for the QMP monitor
 	libxxhash-dev                            # checksums of VM state sections
 	libcmocka-dev                            # C unit tests
+	libnbd-dev libnbd-bin                    # NBD client library and tools (nbdinfo, nbdcopy):
+	                                         #   the NBD server's tests talk to it as real clients
 	python3-pytest                           # integration tests
 	iproute2 iputils-ping netcat-openbsd     # network namespaces, TAP devices, real clients
 	redis-tools curl wrk apache2-utils       # clients of the guest's services (tests, benchmarks)
