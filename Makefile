@@ -3,7 +3,7 @@ CC      ?= gcc
 CFLAGS  ?= -O2 -g
 WERROR  ?= -Werror
 CFLAGS  += -std=gnu11 -Wall -Wextra $(WERROR) -D_GNU_SOURCE -pthread -Isrc -Iabi -MMD -MP
-LDLIBS  += -ljansson -lxxhash -pthread
+LDLIBS  += -ljansson -lxxhash -lnbd -pthread
 
 BUILD   := build
 LIB_SRCS := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
@@ -52,8 +52,6 @@ unit-bins: $(UNIT_BINS) $(NET_HOST_TEST)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblockstep.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS) -lcmocka
-# The NBD server's tests talk to it through libnbd (a real client); nothing else links it.
-$(BUILD)/tests/test_nbd_server: LDLIBS += -lnbd
 
 # Unit tests that open /dev/kvm (tests/unit/kvm_required.h) and those that do not:
 # where /dev/kvm is missing, scripts/test.sh runs the first inside a virtual host.

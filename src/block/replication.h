@@ -106,4 +106,12 @@ const char *repl_stage_name(enum repl_stage s);
 int repl_secondary_primary_write(struct replication *r, struct iovec *iov, int iovcnt,
 				 uint64_t offset);
 
+/*
+ * Secondary: the backend the replication link's server exports to the
+ * primary: writes are repl_secondary_primary_write, reads and flushes go to
+ * the secondary disk itself (what a tool such as nbdcopy should see). It
+ * belongs to the replication; closing it does nothing.
+ */
+struct blk_backend *repl_secondary_export(struct replication *r);
+
 #endif

@@ -26,6 +26,8 @@ struct replication {
 	char why[REPL_MSG_LEN];     /* the last failure (repl_last_failure) */
 	/* Primary: where writes are forwarded. Secondary: the secondary disk. */
 	struct blk_backend *child;
+	/* Secondary only: what the replication link's server exports (repl_secondary_export). */
+	struct blk_backend export_be;
 	/* Secondary only (closed once DONE). */
 	struct overlay *active, *hidden;
 	void *bounce;                /* REPL_COPY_CHUNK bytes for copies */

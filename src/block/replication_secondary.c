@@ -13,6 +13,7 @@
  * the secondary wrote and the primary overwrote since the last checkpoint,
  * which is bounded by one checkpoint interval's writes.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +202,61 @@ static const struct blk_backend_ops secondary_ops = {
 	.close = secondary_close,
 };
 
+/* ---- the export: the primary's view over the link -------------------------- */
+
+static struct replication *repl_of_export(struct blk_backend *be)
+{
+	return (struct replication *)((char *)be - offsetof(struct replication, export_be));
+}
+
+static int export_preadv(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+	struct replication *r = repl_of_export(be);
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = blk_backend_preadv(r->child, iov, iovcnt, offset);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+static int export_pwritev(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
+{
+	return repl_secondary_primary_write(repl_of_export(be), iov, iovcnt, offset);
+}
+
+static int export_flush(struct blk_backend *be)
+{
+	struct replication *r = repl_of_export(be);
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = blk_backend_flush(r->child);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+static uint64_t export_size(struct blk_backend *be)
+{
+	return blk_backend_size(repl_of_export(be)->child);
+}
+
+static void export_close(struct blk_backend *be) { (void)be; /* the replication owns it */ }
+
+static const struct blk_backend_ops export_ops = {
+	.kind = "replication-export",
+	.preadv = export_preadv,
+	.pwritev = export_pwritev,
+	.flush = export_flush,
+	.size = export_size,
+	.close = export_close,
+};
+
+struct blk_backend *repl_secondary_export(struct replication *r)
+{
+	return r->mode == REPL_MODE_SECONDARY ? &r->export_be : NULL;
+}
+
 int repl_secondary_create(struct blk_backend *disk, struct overlay *active,
 			  struct overlay *hidden, struct replication **out)
 {
@@ -214,6 +270,7 @@ int repl_secondary_create(struct blk_backend *disk, struct overlay *active,
 	}
 	r->active = active;
 	r->hidden = hidden;
+	r->export_be.ops = &export_ops;
 	r->bounce = malloc(REPL_COPY_CHUNK);
 	if (!r->bounce) {
 		repl_free(r);
