@@ -121,7 +121,7 @@ static int send_info(struct nbd_session *s, uint32_t opt, bool want_name)
 	}
 	if (ret == 0) {
 		nbd_put16(r, NBD_INFO_BLOCK_SIZE);
-		nbd_put32(r + 2, NBD_SERVER_MIN_BLOCK);
+		nbd_put32(r + 2, nbd_export_min_block(s->exp));
 		nbd_put32(r + 6, NBD_SERVER_PREFERRED_BLOCK);
 		nbd_put32(r + 10, NBD_SERVER_MAX_BLOCK);
 		ret = send_reply(s, opt, NBD_REP_INFO, r, 14);

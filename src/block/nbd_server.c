@@ -133,11 +133,19 @@ uint16_t nbd_export_flags(const struct nbd_session *s)
 int nbd_server_serve(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exp,
 		     char *err, size_t errlen)
 {
-	struct nbd_session *s = calloc(1, sizeof(*s)); /* big: the option buffer */
+	uint32_t min_block = nbd_export_min_block(exp);
+	struct nbd_session *s;
 	int ret;
 
 	if (err && errlen)
 		err[0] = '\0';
+	if ((min_block & (min_block - 1)) || min_block > 4096) {
+		if (err && errlen)
+			snprintf(err, errlen, "export %s: minimum block size %u is not a power of two up to 4096",
+				 exp->name, min_block);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s)); /* big: the option buffer */
 	if (!s) {
 		if (err && errlen)
 			snprintf(err, errlen, "no memory for an NBD session");

@@ -29,7 +29,17 @@
 struct nbd_export {
 	const char *name;       /* what the client asks for; "" (the default export) also matches */
 	struct blk_backend *be; /* not owned; read-only exports follow be->readonly */
+	/* Every request's offset and length a multiple of this (a power of two up
+	 * to 4096), advertised and enforced (EINVAL); 0 means 1. The replication
+	 * export needs 512: it works in whole sectors. */
+	uint32_t min_block;
 };
+
+/* The export's minimum block size (min_block, or 1). */
+static inline uint32_t nbd_export_min_block(const struct nbd_export *exp)
+{
+	return exp->min_block ? exp->min_block : NBD_SERVER_MIN_BLOCK;
+}
 
 /* Where a connection's bytes come from and go to: a socket for
  * nbd_server_serve_fd, a byte buffer for the fuzz target. */

@@ -43,6 +43,14 @@ static bool in_range(const struct nbd_session *s, const struct nbd_request *req)
 	return req->offset <= s->size && req->length <= s->size - req->offset;
 }
 
+/* Offset and length whole blocks of the export's minimum size. */
+static bool aligned(const struct nbd_session *s, const struct nbd_request *req)
+{
+	uint32_t mask = nbd_export_min_block(s->exp) - 1;
+
+	return !(req->offset & mask) && !(req->length & mask);
+}
+
 /* s->buf holds the reply header and req's data after it; false if it cannot grow. */
 static bool reserve_payload(struct nbd_session *s, const struct nbd_request *req)
 {
@@ -54,7 +62,8 @@ static int cmd_read(struct nbd_session *s, const struct nbd_request *req)
 	struct iovec iov;
 	int ret;
 
-	if ((req->flags & ~VALID_CMD_FLAGS) || req->length > NBD_SERVER_MAX_BLOCK || !in_range(s, req))
+	if ((req->flags & ~VALID_CMD_FLAGS) || req->length > NBD_SERVER_MAX_BLOCK || !aligned(s, req) ||
+	    !in_range(s, req))
 		return send_status(s, req, NBD_EINVAL);
 	if (!reserve_payload(s, req))
 		return send_status(s, req, NBD_ENOMEM);
@@ -71,7 +80,7 @@ static int cmd_read(struct nbd_session *s, const struct nbd_request *req)
  * protocol asks for ENOSPC (not EINVAL) for a write past the end. */
 static uint32_t write_refusal(const struct nbd_session *s, const struct nbd_request *req)
 {
-	if (req->length > NBD_SERVER_MAX_BLOCK || (req->flags & ~VALID_CMD_FLAGS))
+	if (req->length > NBD_SERVER_MAX_BLOCK || (req->flags & ~VALID_CMD_FLAGS) || !aligned(s, req))
 		return NBD_EINVAL;
 	if (s->exp->be->readonly)
 		return NBD_EPERM;

@@ -110,7 +110,8 @@ int repl_secondary_primary_write(struct replication *r, struct iovec *iov, int i
  * Secondary: the backend the replication link's server exports to the
  * primary: writes are repl_secondary_primary_write, reads and flushes go to
  * the secondary disk itself (what a tool such as nbdcopy should see). It
- * belongs to the replication; closing it does nothing.
+ * belongs to the replication; closing it does nothing. Export it with a
+ * minimum block size of 512 (whole sectors only).
  */
 struct blk_backend *repl_secondary_export(struct replication *r);
 

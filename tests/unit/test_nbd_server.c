@@ -67,14 +67,19 @@ static void *server_main(void *opaque)
 }
 
 /* Starts serving be on a socketpair; returns the client's end. */
-static int server_start(struct server *srv, struct blk_backend *be)
+static int server_start_export(struct server *srv, struct blk_backend *be, uint32_t min_block)
 {
 	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	*srv = (struct server){ .fd = sv[0], .exp = { .name = EXPORT, .be = be } };
+	*srv = (struct server){ .fd = sv[0], .exp = { .name = EXPORT, .be = be, .min_block = min_block } };
 	assert_int_equal(pthread_create(&srv->thread, NULL, server_main, srv), 0);
 	return sv[1];
+}
+
+static int server_start(struct server *srv, struct blk_backend *be)
+{
+	return server_start_export(srv, be, 0);
 }
 
 /* Waits for the session to end; the server's fd is closed. */
@@ -746,6 +751,59 @@ static void test_raw_bad_requests_answered(void **state)
 	blk_backend_close(srv.exp.be);
 }
 
+/* An export that works in 512-byte sectors (the replication's) says so, and
+ * a request that is not whole sectors is refused, its write payload consumed. */
+static void test_min_block_advertised_and_enforced(void **state)
+{
+	struct server srv;
+	struct nbd_handle *h = client_connect(server_start_export(&srv, mem_disk(), 512), EXPORT);
+	uint8_t r[NBD_SIMPLE_REPLY_LEN + 512], payload[512];
+	int fd;
+
+	(void)state;
+	assert_non_null(h);
+	assert_int_equal(nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM), 512);
+	client_disconnect(h);
+	assert_int_equal(server_join(&srv), 0);
+	blk_backend_close(srv.exp.be);
+
+	memset(payload, 0x44, sizeof(payload));
+	fd = server_start_export(&srv, mem_disk(), 512);
+	raw_enter(fd, 65536);
+	raw_request(fd, NBD_MAGIC_REQUEST, 0, NBD_CMD_READ, 100, 512);
+	assert_int_equal(raw_reply(fd, NBD_CMD_READ), NBD_EINVAL);
+	raw_request(fd, NBD_MAGIC_REQUEST, 0, NBD_CMD_WRITE, 0, 100);
+	raw_put(fd, payload, 100);
+	assert_int_equal(raw_reply(fd, NBD_CMD_WRITE), NBD_EINVAL);
+	raw_request(fd, NBD_MAGIC_REQUEST, 0, NBD_CMD_WRITE, 512, 512);
+	raw_put(fd, payload, 512);
+	assert_int_equal(raw_reply(fd, NBD_CMD_WRITE), 0);
+	raw_request(fd, NBD_MAGIC_REQUEST, 0, NBD_CMD_READ, 0, 512);   /* still in step, untouched */
+	assert_true(raw_get(fd, r, sizeof(r)));
+	assert_int_equal(nbd_get32(r + 4), 0);
+	assert_int_equal(r[NBD_SIMPLE_REPLY_LEN], 0);
+	raw_request(fd, NBD_MAGIC_REQUEST, 0, NBD_CMD_DISC, 0, 0);
+	close(fd);
+	assert_int_equal(server_join(&srv), 0);
+	assert_int_equal(blk_mem_data(srv.exp.be)[512], 0x44);
+	blk_backend_close(srv.exp.be);
+}
+
+static void test_bad_min_block_refused(void **state)
+{
+	struct nbd_export exp = { .name = EXPORT, .be = mem_disk(), .min_block = 768 };
+	char err[160];
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(nbd_server_serve_fd(sv[0], &exp, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a power of two"));
+	close(sv[0]);
+	close(sv[1]);
+	blk_backend_close(exp.be);
+}
+
 /* A write longer than the maximum: refused with EINVAL after its payload is
  * read and dropped, so the next request is understood. */
 static void test_raw_oversized_write_consumed(void **state)
@@ -931,6 +989,8 @@ int main(void)
 		cmocka_unit_test(test_raw_bad_option_magic),
 		cmocka_unit_test(test_raw_bad_request_magic),
 		cmocka_unit_test(test_raw_bad_requests_answered),
+		cmocka_unit_test(test_min_block_advertised_and_enforced),
+		cmocka_unit_test(test_bad_min_block_refused),
 		cmocka_unit_test(test_raw_oversized_write_consumed),
 		cmocka_unit_test(test_raw_peer_gone_mid_write),
 		cmocka_unit_test(test_stop_from_other_thread),

@@ -111,7 +111,7 @@ static int setup(void **state)
 	make_image(p->disk_path, sizeof(p->disk_path));
 	start_secondary(p);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	p->exp = (struct nbd_export){ .name = "disk", .be = repl_secondary_export(p->sec) };
+	p->exp = (struct nbd_export){ .name = "disk", .be = repl_secondary_export(p->sec), .min_block = 512 };
 	p->server_fd = sv[0];
 	assert_int_equal(pthread_create(&p->server, NULL, serve, p), 0);
 	start_primary(p, sv[1]);
