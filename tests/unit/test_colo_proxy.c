@@ -215,27 +215,19 @@ static void start_primary(void)
 
 /* ---- frames ---- */
 
-/* A UDP frame from the guest (10.0.0.2) with a vnet header; tag tells frames apart. */
-static size_t guest_frame(uint8_t *pkt, uint32_t tag)
+/* A UDP frame with a vnet header, from the guest (10.0.0.2) or to it; tag tells frames apart. */
+static size_t udp_frame(uint8_t *pkt, bool from_guest, uint32_t tag)
 {
 	struct nf_flow f = nf_flow4();
 	uint8_t payload[8] = { 0 };
 
 	memset(pkt, 0, VNET_HDR_LEN);
 	nf_put32(payload, tag);
-	return VNET_HDR_LEN + nf_udp(pkt + VNET_HDR_LEN, &f, true, payload, sizeof(payload));
+	return VNET_HDR_LEN + nf_udp(pkt + VNET_HDR_LEN, &f, from_guest, payload, sizeof(payload));
 }
 
-/* A UDP frame for the guest, from its peer. */
-static size_t peer_frame(uint8_t *pkt, uint32_t tag)
-{
-	struct nf_flow f = nf_flow4();
-	uint8_t payload[8] = { 0 };
-
-	memset(pkt, 0, VNET_HDR_LEN);
-	nf_put32(payload, tag);
-	return VNET_HDR_LEN + nf_udp(pkt + VNET_HDR_LEN, &f, false, payload, sizeof(payload));
-}
+static size_t guest_frame(uint8_t *pkt, uint32_t tag) { return udp_frame(pkt, true, tag); }
+static size_t peer_frame(uint8_t *pkt, uint32_t tag) { return udp_frame(pkt, false, tag); }
 
 /* The tag of a frame built above (its UDP payload's first word). */
 static uint32_t frame_tag(const uint8_t *pkt, size_t len)
