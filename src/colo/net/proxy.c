@@ -299,17 +299,17 @@ void colo_net_destroy(struct colo_net *n)
 {
 	if (!n)
 		return;
+	if (n->timer_fd >= 0) {
+		evloop_del(n->vm->loop, n->timer_fd);
+		close(n->timer_fd);
+	}
+	colo_net_link_down(n); /* first: link input may release frames to the TAP */
 	if (n->nic) {
 		vm_io_lock(n->vm);
 		virtio_net_unwrap_backend(n->nic);
 		vm_io_unlock(n->vm);
 	}
 	net_backend_close(&n->be); /* the inner backend, if still ours */
-	if (n->timer_fd >= 0) {
-		evloop_del(n->vm->loop, n->timer_fd);
-		close(n->timer_fd);
-	}
-	colo_net_link_down(n);
 	colo_net_primary_free(n);
 	colo_net_secondary_free(n);
 	if (n->rw)
