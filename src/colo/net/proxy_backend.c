@@ -14,7 +14,7 @@ static struct colo_net *to_proxy(struct net_backend *be) { return (struct colo_n
 
 static int pass_send(struct colo_net *n, uint8_t *pkt, size_t len)
 {
-	if (n->rw) /* into the numbers the peers of those connections know */
+	if (n->rw && len > VNET_HDR_LEN) /* into the numbers the peers of those connections know */
 		colo_rewriter_outbound(n->rw, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
 	return net_backend_send(n->be.inner, pkt, len);
 }
@@ -37,10 +37,9 @@ static int proxy_send(struct net_backend *be, void *pkt, size_t len)
 	struct colo_net *n = to_proxy(be);
 	int ret = 0;
 
-	if (len <= VNET_HDR_LEN) /* nothing to compare or to send */
-		return 0;
 	pthread_mutex_lock(&n->lock);
-	guest_addrs_learn(&n->addrs, (uint8_t *)pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
+	if (len > VNET_HDR_LEN)
+		guest_addrs_learn(&n->addrs, (uint8_t *)pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
 	if (n->role == COLO_MODE_PRIMARY)
 		ret = colo_net_primary_send(n, pkt, len);
 	else if (n->role == COLO_MODE_SECONDARY)

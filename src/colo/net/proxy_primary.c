@@ -54,7 +54,7 @@ static const struct colo_compare_ops primary_compare_ops = {
 /* The guest sent a frame: it waits in the comparator for the secondary's twin. */
 int colo_net_primary_send(struct colo_net *n, uint8_t *pkt, size_t len)
 {
-	if (n->cmp)
+	if (n->cmp && len > VNET_HDR_LEN) /* a header alone has nothing to compare */
 		colo_compare_primary(n->cmp, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN, colo_net_now_ms());
 	return 0;
 }

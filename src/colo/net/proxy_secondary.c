@@ -70,6 +70,8 @@ ssize_t colo_net_rxq_pop(struct colo_net *n, uint8_t *buf, size_t cap)
 /* Our guest sent a frame: through the rewriter to the primary's comparator. */
 int colo_net_secondary_send(struct colo_net *n, uint8_t *pkt, size_t len)
 {
+	if (len <= VNET_HDR_LEN) /* a header alone: nothing for the comparator */
+		return 0;
 	if (n->rw)
 		colo_rewriter_outbound(n->rw, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
 	if (n->link_fd >= 0)
