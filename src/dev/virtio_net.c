@@ -193,8 +193,6 @@ struct net_backend *virtio_net_unwrap_backend(struct virtio_net *n)
 	return wrapper;
 }
 
-const uint8_t *virtio_net_mac(const struct virtio_net *n) { return n->mac; }
-
 /* ---- TX ------------------------------------------------------------------ */
 
 static void net_tx_one(struct virtio_net *n, const struct virtq_chain *c)

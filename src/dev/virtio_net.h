@@ -65,8 +65,6 @@ int virtio_net_create(struct vm *vm, struct net_backend *be, const uint8_t mac[6
  * none). io_lock held. */
 void virtio_net_wrap_backend(struct virtio_net *n, struct net_backend *wrapper);
 struct net_backend *virtio_net_unwrap_backend(struct virtio_net *n);
-/* The guest's MAC address. */
-const uint8_t *virtio_net_mac(const struct virtio_net *n);
 
 /* Moves received frames into the guest's RX buffers, as far as both have some.
  * The event-loop callback calls it with io_lock held; exposed for tests. */
