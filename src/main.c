@@ -16,6 +16,7 @@
 #include "dev/testdev.h"
 #include "dev/virtio_blk.h"
 #include "dev/virtio_net.h"
+#include "net/tap.h"
 #include "colo/net/proxy.h"
 #include "qmp/qmp.h"
 #include "qmp/qmp_blk.h"
@@ -68,6 +69,7 @@ static int run_add_devices(struct run_ctx *c)
 	struct run_args *a = &c->args;
 	int out_fd = c->console_fd >= 0 ? c->console_fd : STDOUT_FILENO;
 	int in_fd = c->console_fd >= 0 ? -1 : STDIN_FILENO;
+	struct net_backend *be;
 	struct device *dev;
 	int ret;
 
@@ -88,8 +90,12 @@ static int run_add_devices(struct run_ctx *c)
 	}
 	if (a->net == RUN_NET_ABSENT)
 		return 0;
-	ret = virtio_net_create(&c->vm, a->net == RUN_NET_TAP ? a->tap : NULL,
-				a->mac_set ? a->mac : default_mac, &dev);
+	/* A VM waiting for an incoming migration takes the TAP only once it runs:
+	 * until then the source still owns it. */
+	ret = a->net == RUN_NET_TAP ? net_tap_create(a->tap, !c->vm.defer_backends, &be)
+				    : net_none_create(&be);
+	if (ret == 0)
+		ret = virtio_net_create(&c->vm, be, a->mac_set ? a->mac : default_mac, &dev);
 	if (ret == 0)
 		c->nic = (struct virtio_net *)dev; /* struct device is its first member */
 	if (ret < 0)

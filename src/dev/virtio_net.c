@@ -19,17 +19,48 @@ static struct virtio_net *to_net(struct virtio_mmio *t) { return (struct virtio_
 
 /* ---- RX ------------------------------------------------------------------ */
 
-/* Watch the backend only while a frame could go somewhere. */
+static void net_on_backend(void *opaque, uint32_t events);
+
+static void net_unwatch_backend(struct virtio_net *n)
+{
+	if (n->rx_watch_fd >= 0)
+		evloop_del(n->mmio.vm->loop, n->rx_watch_fd);
+	n->rx_watch_fd = -1;
+}
+
+/* Registered with no events: net_rx_watch_update turns EPOLLIN on and off. */
+static void net_watch_backend(struct virtio_net *n, int fd)
+{
+	struct vm *vm = n->mmio.vm;
+
+	if (fd < 0 || !vm->loop)
+		return;
+	if (evloop_add(vm->loop, fd, 0, net_on_backend, n) < 0) {
+		log_warn("%s: cannot watch backend %s; no receive", n->mmio.name, n->backend->name);
+		n->rx_dead_fd = fd;
+		return;
+	}
+	n->rx_watch_fd = fd;
+	n->rx_events = 0;
+}
+
+/* Watch the backend's current rx_fd, and only while a frame could go somewhere. */
 static void net_rx_watch_update(struct virtio_net *n)
 {
+	int fd = net_backend_rx_fd(n->backend);
 	uint32_t want = 0;
 
-	if (!n->rx_watched)
+	if (fd == n->rx_dead_fd)
+		fd = -1;
+	if (fd != n->rx_watch_fd) {
+		net_unwatch_backend(n);
+		net_watch_backend(n, fd);
+	}
+	if (n->rx_watch_fd < 0)
 		return;
 	if (virtio_mmio_is_live(&n->mmio) && !n->paused && !n->rx_starved)
 		want = EPOLLIN;
-	if (want != n->rx_events &&
-	    evloop_modify(n->mmio.vm->loop, net_backend_fd(&n->backend), want) == 0)
+	if (want != n->rx_events && evloop_modify(n->mmio.vm->loop, n->rx_watch_fd, want) == 0)
 		n->rx_events = want;
 }
 
@@ -85,15 +116,13 @@ static const char *net_rx_move(struct virtio_net *n, bool *pushed)
 			return "RX avail ring index out of range";
 		if (avail == 0)
 			return NULL;
-		len = net_backend_recv(&n->backend, n->rx_buf, sizeof(n->rx_buf));
+		len = net_backend_recv(n->backend, n->rx_buf, sizeof(n->rx_buf));
 		if (len == -EAGAIN)
 			return NULL;
 		if (len < NET_VNET_HDR_BYTES) { /* an error, or a truncated packet */
 			n->stats.rx_dropped++;
 			continue;
 		}
-		if (n->filter && n->filter->backend_rx)
-			n->filter->backend_rx(n->filter->opaque, n->rx_buf, (size_t)len);
 		if (net_rx_deliver(n, (size_t)len) < 0)
 			return "malformed RX descriptor chain";
 		*pushed = true;
@@ -124,43 +153,44 @@ static void net_on_backend(void *opaque, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* Reported even when not asked for: the TAP went away. Stop
 		 * watching rather than spin; the guest just stops receiving. */
-		log_warn("%s: backend %s failed; no more receive", n->mmio.name,
-			 n->backend.ifname);
-		evloop_del(vm->loop, net_backend_fd(&n->backend));
-		n->rx_watched = 0;
+		log_warn("%s: backend %s failed; no more receive", n->mmio.name, n->backend->name);
+		n->rx_dead_fd = n->rx_watch_fd;
+		net_unwatch_backend(n);
 	} else {
 		virtio_net_rx_poll(n);
 	}
 	vm_io_unlock(vm);
 }
 
-void virtio_net_set_filter(struct virtio_net *n, const struct virtio_net_filter *f) { n->filter = f; }
-
-int virtio_net_backend_send(struct virtio_net *n, const uint8_t *pkt, size_t len)
+/* The backend's port: it has frames without an fd event, or a new rx_fd. */
+static void net_on_rx_changed(void *opaque)
 {
-	return net_backend_send(&n->backend, pkt, len);
+	virtio_net_rx_poll(opaque);
 }
 
-const uint8_t *virtio_net_mac(const struct virtio_net *n) { return n->mac; }
-
-int virtio_net_inject_rx(struct virtio_net *n, const uint8_t *pkt, size_t len)
+static void net_set_backend(struct virtio_net *n, struct net_backend *be)
 {
-	int avail;
+	net_unwatch_backend(n);
+	n->backend = be;
+	be->port = (struct net_port){ .rx_changed = net_on_rx_changed, .opaque = n, .mac = n->mac };
+	net_rx_watch_update(n);
+}
 
-	if (!virtio_mmio_is_live(&n->mmio) || n->paused)
-		return -EAGAIN;
-	if (len < NET_VNET_HDR_BYTES || len > sizeof(n->rx_buf))
-		return -EINVAL;
-	avail = net_rx_have_buffer(n);
-	if (avail <= 0)
-		return avail < 0 ? -EIO : -ENOBUFS;
-	memcpy(n->rx_buf, pkt, len);
-	if (net_rx_deliver(n, len) < 0) {
-		virtio_mmio_device_error(&n->mmio, "malformed RX descriptor chain");
-		return -EIO;
-	}
-	virtio_mmio_notify_used(&n->mmio, VIRTIO_NET_RXQ);
-	return 0;
+void virtio_net_wrap_backend(struct virtio_net *n, struct net_backend *wrapper)
+{
+	net_unwatch_backend(n); /* before the inner backend loses its port */
+	net_backend_wrap(wrapper, n->backend);
+	net_set_backend(n, wrapper);
+}
+
+struct net_backend *virtio_net_unwrap_backend(struct virtio_net *n)
+{
+	struct net_backend *wrapper = n->backend, *inner = net_backend_unwrap(wrapper);
+
+	if (!inner)
+		return NULL;
+	net_set_backend(n, inner);
+	return wrapper;
 }
 
 /* ---- TX ------------------------------------------------------------------ */
@@ -173,9 +203,7 @@ static void net_tx_one(struct virtio_net *n, const struct virtq_chain *c)
 		n->stats.tx_dropped++;
 		return;
 	}
-	if (!(n->filter && n->filter->guest_tx &&
-	      n->filter->guest_tx(n->filter->opaque, n->tx_buf, (size_t)len)) &&
-	    net_backend_send(&n->backend, n->tx_buf, len) < 0) {
+	if (net_backend_send(n->backend, n->tx_buf, len) < 0) {
 		n->stats.tx_dropped++;
 		return;
 	}
@@ -213,8 +241,6 @@ static void net_notify(struct virtio_mmio *t, uint16_t qi)
 		/* New RX buffers: the event loop picks up waiting frames. */
 		n->rx_starved = 0;
 		net_rx_watch_update(n);
-		if (n->filter && n->filter->rx_space)
-			n->filter->rx_space(n->filter->opaque);
 		return;
 	}
 	if (qi != VIRTIO_NET_TXQ)
@@ -259,8 +285,6 @@ static void net_resume(struct virtio_mmio *t)
 	n->paused = 0;
 	n->rx_starved = 0; /* look again: buffers may have been posted meanwhile */
 	net_rx_watch_update(n);
-	if (n->filter && n->filter->rx_space)
-		n->filter->rx_space(n->filter->opaque);
 }
 
 static void net_config_read(struct virtio_mmio *t, uint32_t off, void *data, uint32_t len)
@@ -313,40 +337,23 @@ static void net_post_load(struct virtio_mmio *t)
 	net_rx_watch_update(n);
 }
 
-static void net_unwatch_backend(struct virtio_net *n)
-{
-	if (n->rx_watched)
-		evloop_del(n->mmio.vm->loop, net_backend_fd(&n->backend));
-	n->rx_watched = 0;
-}
-
-/* Detached, the device keeps working on the none backend: TX is dropped. */
+/* Detached, the device keeps working: the backend drops TX and has no RX. */
 static void net_detach_backend(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
 
-	net_unwatch_backend(n);
-	net_backend_close(&n->backend);
-	net_none_open(&n->backend);
+	net_unwatch_backend(n); /* before the fd closes */
+	net_backend_detach(n->backend);
+	n->rx_dead_fd = -1; /* closed: the number may come back for a new fd */
+	net_rx_watch_update(n);
 }
-
-static int net_watch_backend(struct virtio_net *n);
 
 static int net_attach_backend(struct virtio_mmio *t)
 {
 	struct virtio_net *n = to_net(t);
-	int ret;
+	int ret = net_backend_attach(n->backend);
 
-	if (!n->tap_ifname[0] || net_backend_fd(&n->backend) >= 0)
-		return 0;
-	ret = net_tap_open(&n->backend, n->tap_ifname);
-	if (ret < 0) {
-		net_none_open(&n->backend);
-		return ret;
-	}
-	ret = net_watch_backend(n);
-	if (ret == 0)
-		net_rx_watch_update(n);
+	net_rx_watch_update(n);
 	return ret;
 }
 
@@ -355,7 +362,7 @@ static void net_destroy(struct virtio_mmio *t)
 	struct virtio_net *n = to_net(t);
 
 	net_unwatch_backend(n);
-	net_backend_close(&n->backend);
+	net_backend_close(n->backend);
 	free(n);
 }
 
@@ -379,23 +386,7 @@ static const struct virtio_dev_ops virtio_net_ops = {
 	.destroy = net_destroy,
 };
 
-/* Registered with no events: net_rx_watch_update turns EPOLLIN on and off. */
-static int net_watch_backend(struct virtio_net *n)
-{
-	struct vm *vm = n->mmio.vm;
-	int fd = net_backend_fd(&n->backend), ret;
-
-	if (fd < 0 || !vm->loop)
-		return 0;
-	ret = evloop_add(vm->loop, fd, 0, net_on_backend, n);
-	if (ret < 0)
-		return ret;
-	n->rx_watched = 1;
-	n->rx_events = 0;
-	return 0;
-}
-
-int virtio_net_create(struct vm *vm, const char *tap_ifname, const uint8_t mac[6],
+int virtio_net_create(struct vm *vm, struct net_backend *be, const uint8_t mac[6],
 		      struct device **out)
 {
 	struct virtio_net *n = calloc(1, sizeof(*n));
@@ -403,22 +394,9 @@ int virtio_net_create(struct vm *vm, const char *tap_ifname, const uint8_t mac[6
 			    1ULL << VIRTIO_RING_F_INDIRECT_DESC | 1ULL << VIRTIO_RING_F_EVENT_IDX;
 	int ret;
 
-	if (!n)
+	if (!n) {
+		net_backend_close(be);
 		return -ENOMEM;
-	if (tap_ifname && strlen(tap_ifname) >= sizeof(n->tap_ifname)) {
-		free(n);
-		return -ENAMETOOLONG;
-	}
-	net_none_open(&n->backend);
-	if (tap_ifname) {
-		strcpy(n->tap_ifname, tap_ifname);
-		/* A VM waiting for an incoming migration takes the TAP only once it
-		 * runs: until then the source still owns it. */
-		ret = vm->defer_backends ? 0 : net_tap_open(&n->backend, tap_ifname);
-		if (ret < 0) {
-			free(n);
-			return ret;
-		}
 	}
 	virtio_mmio_init(&n->mmio, vm, &virtio_net_ops, features);
 	if (mac) {
@@ -430,9 +408,9 @@ int virtio_net_create(struct vm *vm, const char *tap_ifname, const uint8_t mac[6
 		n->mac[5] = (uint8_t)n->mmio.index;
 	}
 	n->link_status = VIRTIO_NET_S_LINK_UP;
-	ret = net_watch_backend(n);
-	if (ret == 0)
-		ret = virtio_mmio_attach(&n->mmio);
+	n->rx_watch_fd = n->rx_dead_fd = -1;
+	net_set_backend(n, be);
+	ret = virtio_mmio_attach(&n->mmio);
 	if (ret < 0) {
 		net_destroy(&n->mmio);
 		return ret;

@@ -3,80 +3,158 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-int net_tap_open(struct net_backend *be, const char *ifname)
+struct net_tap {
+	struct net_backend be; /* first: the ops get us through it */
+	int fd;                /* non-blocking; -1 while detached */
+	char ifname[IFNAMSIZ];
+};
+
+static struct net_tap *to_tap(struct net_backend *be) { return (struct net_tap *)be; }
+
+static void tap_close_fd(struct net_tap *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+static int tap_open_fd(struct net_tap *t)
 {
 	struct ifreq ifr;
 	int hdr_size = NET_VNET_HDR_BYTES;
 	int err;
 
-	net_none_open(be);
-	if (strlen(ifname) == 0 || strlen(ifname) >= IFNAMSIZ)
-		return -EINVAL;
-	be->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (be->fd < 0)
+	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd < 0)
 		return -errno;
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	memcpy(ifr.ifr_name, ifname, strlen(ifname));
+	memcpy(ifr.ifr_name, t->ifname, strlen(t->ifname));
 	/* The header size must be set before any packet flows; offloads stay off
 	 * because we offer none to the guest. */
-	if (ioctl(be->fd, TUNSETIFF, &ifr) < 0 ||
-	    ioctl(be->fd, TUNSETVNETHDRSZ, &hdr_size) < 0 ||
-	    ioctl(be->fd, TUNSETOFFLOAD, 0UL) < 0) {
+	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0 || ioctl(t->fd, TUNSETVNETHDRSZ, &hdr_size) < 0 ||
+	    ioctl(t->fd, TUNSETOFFLOAD, 0UL) < 0) {
 		err = -errno;
-		net_backend_close(be);
+		tap_close_fd(t);
 		return err;
 	}
-	memcpy(be->ifname, ifr.ifr_name, sizeof(be->ifname));
-	be->ifname[IFNAMSIZ - 1] = '\0';
 	return 0;
 }
 
-void net_none_open(struct net_backend *be)
+static int tap_send(struct net_backend *be, void *pkt, size_t len)
 {
-	be->fd = -1;
-	be->ifname[0] = '\0';
-}
-
-void net_backend_close(struct net_backend *be)
-{
-	if (be->fd >= 0)
-		close(be->fd);
-	net_none_open(be);
-}
-
-int net_backend_fd(const struct net_backend *be) { return be->fd; }
-
-int net_backend_send(struct net_backend *be, const void *pkt, size_t len)
-{
+	struct net_tap *t = to_tap(be);
 	ssize_t n;
 
-	if (be->fd < 0)
+	if (t->fd < 0)
 		return -ENOTCONN;
 	do
-		n = write(be->fd, pkt, len);
+		n = write(t->fd, pkt, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-ssize_t net_backend_recv(struct net_backend *be, void *buf, size_t cap)
+static ssize_t tap_recv(struct net_backend *be, void *buf, size_t cap)
 {
+	struct net_tap *t = to_tap(be);
 	ssize_t n;
 
-	if (be->fd < 0)
+	if (t->fd < 0)
 		return -EAGAIN;
 	do
-		n = read(be->fd, buf, cap);
+		n = read(t->fd, buf, cap);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	return n;
+}
+
+static int tap_rx_fd(struct net_backend *be) { return to_tap(be)->fd; }
+
+static int tap_attach(struct net_backend *be)
+{
+	struct net_tap *t = to_tap(be);
+
+	return t->fd >= 0 ? 0 : tap_open_fd(t);
+}
+
+static void tap_detach(struct net_backend *be) { tap_close_fd(to_tap(be)); }
+
+static void tap_close(struct net_backend *be)
+{
+	tap_close_fd(to_tap(be));
+	free(be);
+}
+
+static const struct net_backend_ops tap_ops = {
+	.send = tap_send,
+	.recv = tap_recv,
+	.rx_fd = tap_rx_fd,
+	.attach = tap_attach,
+	.detach = tap_detach,
+	.close = tap_close,
+};
+
+int net_tap_create(const char *ifname, bool open_now, struct net_backend **out)
+{
+	struct net_tap *t;
+	int ret;
+
+	if (strlen(ifname) == 0 || strlen(ifname) >= IFNAMSIZ)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->be.ops = &tap_ops;
+	t->fd = -1;
+	strcpy(t->ifname, ifname);
+	snprintf(t->be.name, sizeof(t->be.name), "%s", ifname);
+	if (open_now && (ret = tap_open_fd(t)) < 0) {
+		free(t);
+		return ret;
+	}
+	*out = &t->be;
+	return 0;
+}
+
+static int none_send(struct net_backend *be, void *pkt, size_t len)
+{
+	(void)be, (void)pkt, (void)len;
+	return -ENOTCONN;
+}
+
+static ssize_t none_recv(struct net_backend *be, void *buf, size_t cap)
+{
+	(void)be, (void)buf, (void)cap;
+	return -EAGAIN;
+}
+
+static void none_close(struct net_backend *be) { free(be); }
+
+static const struct net_backend_ops none_ops = {
+	.send = none_send,
+	.recv = none_recv,
+	.close = none_close,
+};
+
+int net_none_create(struct net_backend **out)
+{
+	struct net_backend *be = calloc(1, sizeof(*be));
+
+	if (!be)
+		return -ENOMEM;
+	be->ops = &none_ops;
+	strcpy(be->name, "none");
+	*out = be;
+	return 0;
 }
 
 static int hex_digit(char c)

@@ -3,11 +3,9 @@
  * does it: negotiate, set up a queue in guest memory, submit requests against
  * a temporary image file, check the image, guest memory, statuses and the IRQ.
  *
- * No KVM here: the test builds a struct vm with guest memory, an MMIO bus and
- * an event loop on its own thread (where the device completes requests), and
- * supplies the handful of vm_* functions the devices call (below), so vm.c is
- * never linked in. If this ever fails to link with "multiple definition", a
- * device started using another vm_* function: stub it here.
+ * No KVM here: the VM is virtio_harness.h's (guest memory, an MMIO bus, an
+ * event loop on its own thread where the device completes requests, and the
+ * vm_* functions devices call).
  *
  * Like a vCPU, the test holds io_lock for every register access; requests are
  * served by the device's worker thread and completed on the loop thread, so
@@ -39,58 +37,14 @@
 #include "vm/memory.h"
 #include "vm/vm.h"
 
-/* ---- the VM the device sees ---- */
-
-static int irq_level = 0;
-static int irq_raises; /* 0 -> 1 transitions */
-static int idle_wakes;
-
-int vm_irq_line(struct vm *vm, uint32_t gsi, int level)
-{
-	(void)vm;
-	assert_int_equal(gsi, VIRTIO_MMIO_GSI0);
-	if (level && !irq_level)
-		irq_raises++;
-	irq_level = level;
-	return 0;
-}
-
-void vm_wake_idle(struct vm *vm) { (void)vm; idle_wakes++; }
-
-int vm_register_mmio(struct vm *vm, uint64_t gpa, uint64_t len, struct device *dev)
-{
-	return bus_register(&vm->mmio, gpa, len, dev);
-}
-
-int vm_alloc_virtio_mmio(struct vm *vm, uint64_t *base, uint32_t *gsi)
-{
-	if (vm->nvirtio == VIRTIO_MMIO_MAX)
-		return -ENOSPC;
-	*base = VIRTIO_MMIO_BASE + (uint64_t)vm->nvirtio * VIRTIO_MMIO_SIZE;
-	*gsi = VIRTIO_MMIO_GSI0 + (uint32_t)vm->nvirtio++;
-	return 0;
-}
-
-struct device *vm_find_device(struct vm *vm, const char *name)
-{
-	for (int i = 0; i < vm->ndevices; i++)
-		if (strcmp(vm->devices[i]->name, name) == 0)
-			return vm->devices[i];
-	return NULL;
-}
-
-int vm_add_device(struct vm *vm, struct device *dev)
-{
-	if (vm->ndevices == VM_MAX_DEVICES)
-		return -ENOSPC;
-	dev->vm = vm;
-	vm->devices[vm->ndevices++] = dev;
-	return 0;
-}
+#define RAM_SIZE (8ULL << 20)
+static struct vm vm;
+static struct device *dev;
+static uint16_t avail_idx, used_seen;
+#include "virtio_harness.h"
 
 /* ---- fixture ---- */
 
-#define RAM_SIZE  (8ULL << 20)
 #define QSIZE     16
 #define DESC      0x10000ULL
 #define AVAIL     0x11000ULL
@@ -107,11 +61,7 @@ int vm_add_device(struct vm *vm, struct device *dev)
 	(F(VIRTIO_F_VERSION_1) | F(VIRTIO_BLK_F_SEG_MAX) | F(VIRTIO_BLK_F_BLK_SIZE) |       \
 	 F(VIRTIO_BLK_F_FLUSH))
 
-static struct vm vm;
-static struct device *dev;
 static char img[64];
-static uint16_t avail_idx, used_seen;
-static pthread_t loop_thread;
 
 static int make_image(void)
 {
@@ -122,36 +72,6 @@ static int make_image(void)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, IMG_BYTES), 0);
 	return fd;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define WAIT_MS 10000
-
-static void *loop_main(void *arg)
-{
-	evloop_run(arg);
-	return NULL;
-}
-
-/* The VM without a device: memory, bus, lock, and the event loop running. */
-static void vm_setup(void)
-{
-	memset(&vm, 0, sizeof(vm));
-	assert_int_equal(gmem_init(&vm.mem, RAM_SIZE), 0);
-	bus_init(&vm.mmio, "mmio");
-	pthread_mutex_init(&vm.io_lock, NULL);
-	vm.loop = evloop_create();
-	assert_non_null(vm.loop);
-	assert_int_equal(pthread_create(&loop_thread, NULL, loop_main, vm.loop), 0);
-	irq_level = irq_raises = idle_wakes = 0;
-	avail_idx = used_seen = 0;
 }
 
 /* A disk on the image file (the usual backend). */
@@ -286,43 +206,13 @@ static int setup_gate(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	for (int i = vm.ndevices - 1; i >= 0; i--)
-		vm.devices[i]->ops->destroy(vm.devices[i]);
-	vm.ndevices = 0;
-	evloop_stop(vm.loop);
-	pthread_join(loop_thread, NULL);
-	evloop_destroy(vm.loop);
-	gmem_destroy(&vm.mem);
-	pthread_mutex_destroy(&vm.io_lock);
+	vm_teardown();
 	if (img[0])
 		unlink(img);
 	return 0;
 }
 
 /* ---- the guest driver ---- */
-
-/* Register access as a vCPU makes it: under io_lock. */
-static void io_read(uint64_t off, void *data, uint32_t len)
-{
-	vm_io_lock(&vm);
-	dev->ops->io_read(dev, off, data, len);
-	vm_io_unlock(&vm);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v;
-
-	io_read(off, &v, 4);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	vm_io_lock(&vm);
-	dev->ops->io_write(dev, off, &v, 4);
-	vm_io_unlock(&vm);
-}
 
 static int dev_save(struct device *d, struct sbuf *b)
 {
@@ -359,57 +249,13 @@ static void dev_resume(void)
 	vm_io_unlock(&vm);
 }
 
-static uint64_t offered_features(void)
-{
-	uint64_t f;
-
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return f | (uint64_t)rd(VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-}
-
-/* ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns whether it stuck. */
-static int negotiate(uint64_t features)
-{
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	return !!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-}
-
-static void setup_queue(uint64_t desc, uint64_t avail, uint64_t used, uint32_t size)
-{
-	wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(VIRTIO_MMIO_QUEUE_NUM, size);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	wr(VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
-static void driver_ok(void)
-{
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-}
-
 static void driver_init(uint64_t features)
 {
 	/* Fresh rings: a reset device starts again at index 0. */
 	memset(gmem_ptr(&vm.mem, DESC, 0x3000), 0, 0x3000);
 	avail_idx = used_seen = 0;
 	assert_true(negotiate(features));
-	setup_queue(DESC, AVAIL, USED, QSIZE);
+	setup_queue(0, DESC, AVAIL, USED, QSIZE);
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 1);
 	driver_ok();
 	assert_int_equal(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0);
@@ -689,7 +535,7 @@ static void test_feature_negotiation(void **state)
 	/* Frozen after FEATURES_OK. */
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffff);
-	setup_queue(DESC, AVAIL, USED, QSIZE);
+	setup_queue(0, DESC, AVAIL, USED, QSIZE);
 	driver_ok();
 	assert_true(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK);
 	assert_false(rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
@@ -732,13 +578,13 @@ static void test_bad_queue_setup(void **state)
 	(void)state;
 	assert_true(negotiate(BLK_FEATURES));
 	/* Not a power of two, rings outside RAM, misaligned: QueueReady stays 0. */
-	setup_queue(DESC, AVAIL, USED, 12);
+	setup_queue(0, DESC, AVAIL, USED, 12);
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
-	setup_queue(DESC, AVAIL, RAM_SIZE - 8, QSIZE);
+	setup_queue(0, DESC, AVAIL, RAM_SIZE - 8, QSIZE);
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
-	setup_queue(DESC + 8, AVAIL, USED, QSIZE);
+	setup_queue(0, DESC + 8, AVAIL, USED, QSIZE);
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
-	setup_queue(DESC, AVAIL, 0x100000000ULL + USED, QSIZE);
+	setup_queue(0, DESC, AVAIL, 0x100000000ULL + USED, QSIZE);
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_READY), 0);
 	wr(VIRTIO_MMIO_QUEUE_NUM, VIRTIO_BLK_QUEUE_SIZE * 2); /* above max: ignored */
 	assert_int_equal(rd(VIRTIO_MMIO_QUEUE_NUM), QSIZE);
@@ -1009,7 +855,7 @@ static void test_kick_before_driver_ok(void **state)
 {
 	(void)state;
 	assert_true(negotiate(BLK_FEATURES));
-	setup_queue(DESC, AVAIL, USED, QSIZE);
+	setup_queue(0, DESC, AVAIL, USED, QSIZE);
 	put_hdr(VIRTIO_BLK_T_FLUSH, 0);
 	submit((struct seg[]){ { HDR, 16, 0 }, { STATUS, 1, 1 } }, 2);
 	assert_int_equal(used_idx(), 0); /* not live yet */

@@ -1,4 +1,4 @@
-/* The COLO network proxy: wiring, link, and the checkpoint and failover hooks (colo_net.h). */
+/* The COLO network proxy: wiring, link, and the checkpoint and failover hooks (proxy.h). */
 #include "colo/net/proxy.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
@@ -14,6 +15,7 @@
 
 #include "colo/net/proxy_internal.h"
 #include "colo/colo.h"
+#include "dev/virtio_net.h"
 #include "util/evloop.h"
 #include "util/log.h"
 #include "util/netaddr.h"
@@ -113,7 +115,7 @@ static void colo_net_writer_failed(void *opaque, int err)
 	colo_net_link_failed(n, why);
 }
 
-/* COLO is starting: bring the link up and put the proxy between guest and TAP. */
+/* COLO is starting: bring the link up and take the role. */
 static int colo_net_start(void *opaque, const struct colo_peer *peer)
 {
 	struct colo_net *n = opaque;
@@ -128,7 +130,7 @@ static int colo_net_start(void *opaque, const struct colo_peer *peer)
 		close(fd);
 		return ret;
 	}
-	vm_io_lock(n->vm); /* the proxy goes between guest and TAP: lock order io, then ours */
+	vm_io_lock(n->vm); /* the guest's frames change course: lock order io, then ours */
 	pthread_mutex_lock(&n->lock);
 	n->link_fd = fd;
 	n->epoch = 0;
@@ -141,6 +143,7 @@ static int colo_net_start(void *opaque, const struct colo_peer *peer)
 	n->link.up = n->link_seen = true;
 	ret = n->role == COLO_MODE_PRIMARY ? colo_net_primary_start(n) : colo_net_secondary_start(n);
 	pthread_mutex_unlock(&n->lock);
+	net_backend_rx_changed(&n->be); /* a secondary's guest now reads the mirror */
 	vm_io_unlock(n->vm);
 	if (ret == 0)
 		ret = evloop_add(n->vm->loop, fd, EPOLLIN, colo_net_on_link, n);
@@ -222,18 +225,21 @@ static void colo_net_link_down(struct colo_net *n)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* The VM runs alone: the guest's frames go straight between it and the TAP. */
 static void colo_net_failover(void *opaque)
 {
 	struct colo_net *n = opaque;
 
+	vm_io_lock(n->vm);
+	pthread_mutex_lock(&n->lock);
 	if (n->role == COLO_MODE_PRIMARY)
 		colo_net_primary_failover(n);
 	else if (n->role == COLO_MODE_SECONDARY)
 		colo_net_secondary_failover(n);
-	colo_net_link_down(n);
-	pthread_mutex_lock(&n->lock);
-	n->role = COLO_MODE_NONE;
 	pthread_mutex_unlock(&n->lock);
+	net_backend_rx_changed(&n->be); /* a secondary's guest now reads the TAP */
+	vm_io_unlock(n->vm);
+	colo_net_link_down(n);
 }
 
 static uint64_t colo_net_position(void *opaque)
@@ -254,12 +260,19 @@ struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct c
 		free(n);
 		return NULL;
 	}
+	n->be.ops = &colo_net_backend_ops;
 	n->vm = vm;
-	n->nic = nic;
 	n->colo = c;
 	n->cfg = *cfg;
 	n->link_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
+	n->rx_event = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (n->rx_event < 0) {
+		colo_link_reader_free(&n->reader);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return NULL;
+	}
 	n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (n->timer_fd >= 0 && vm->loop) {
 		timerfd_settime(n->timer_fd, 0, &every, NULL);
@@ -272,6 +285,13 @@ struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct c
 		colo_net_destroy(n);
 		return NULL;
 	}
+	if (nic) {
+		vm_io_lock(vm);
+		virtio_net_wrap_backend(nic, &n->be);
+		n->nic = nic;
+		snprintf(n->be.name, sizeof(n->be.name), "%s", n->be.inner->name);
+		vm_io_unlock(vm);
+	}
 	return n;
 }
 
@@ -283,9 +303,18 @@ void colo_net_destroy(struct colo_net *n)
 		evloop_del(n->vm->loop, n->timer_fd);
 		close(n->timer_fd);
 	}
-	colo_net_link_down(n);
+	colo_net_link_down(n); /* first: link input may release frames to the TAP */
+	if (n->nic) {
+		vm_io_lock(n->vm);
+		virtio_net_unwrap_backend(n->nic);
+		vm_io_unlock(n->vm);
+	}
+	net_backend_close(&n->be); /* the inner backend, if still ours */
 	colo_net_primary_free(n);
 	colo_net_secondary_free(n);
+	if (n->rw)
+		colo_rewriter_destroy(n->rw);
+	close(n->rx_event);
 	colo_link_reader_free(&n->reader);
 	pthread_mutex_destroy(&n->lock);
 	free(n);

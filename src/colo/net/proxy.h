@@ -1,16 +1,24 @@
 /*
  * The COLO network path inside the VMM (DESIGN.md §6), set up from --tap alone.
  *
+ * The proxy is the NIC's network backend (net/backend.h), put in front of the
+ * TAP when it is created and staying there; what it does with a frame
+ * depends on the role COLO gives this VM (proxy_backend.c):
+ *
  * Primary: frames from the TAP reach the guest and are mirrored to the
  * secondary over the link; frames the guest sends go to the comparator, never
  * straight to the TAP; the secondary's frames (after its rewriter) come back
  * over the link to the comparator; released frames go to the TAP. Held frames
- * are released when the secondary has received a checkpoint (the participant's committed step).
+ * are released when the secondary has received a checkpoint (the
+ * participant's committed step).
  *
  * Secondary: its guest's input is the mirror (TCP ACK numbers shifted by the
  * rewriter); its output goes through the rewriter to the primary. It owns no
  * TAP until failover, when it attaches its own and announces the guest's MAC
  * (gratuitous ARP, unsolicited neighbour advertisement).
+ *
+ * Neither (before COLO, after a failover): frames pass between guest and TAP,
+ * translated for connections that survived an earlier takeover.
  */
 #ifndef LOCKSTEP_COLO_NET_PROXY_H
 #define LOCKSTEP_COLO_NET_PROXY_H
@@ -34,7 +42,10 @@ struct colo_net_config {
 
 struct colo_net;
 
-/* Registers with c: the proxy starts and stops with COLO. nic is the VM's virtio-net. */
+/* Registers with c: the proxy starts and stops with COLO. It goes in front of
+ * nic's backend now and leaves it at colo_net_destroy, which must come before
+ * the VM's devices go. (nic NULL: the caller puts it in front of a backend, as
+ * the unit tests do.) */
 struct colo_net *colo_net_create(struct vm *vm, struct virtio_net *nic, struct colo *c,
 				 const struct colo_net_config *cfg);
 void colo_net_destroy(struct colo_net *n);

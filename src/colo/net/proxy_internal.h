@@ -1,12 +1,12 @@
-/* Shared by colo_net.c, colo_net_primary.c and colo_net_secondary.c. */
+/* Shared by proxy.c, proxy_backend.c, proxy_primary.c and proxy_secondary.c. */
 #ifndef LOCKSTEP_COLO_NET_PROXY_INTERNAL_H
 #define LOCKSTEP_COLO_NET_PROXY_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "dev/virtio_net.h"
 #include "net/announce.h"
+#include "net/backend.h"
 #include "colo/net/compare.h"
 #include "colo/net/link.h"
 #include "colo/net/proxy.h"
@@ -18,12 +18,12 @@
 #define COLO_NET_DEFAULT_SCAN_MS 10
 #define COLO_NET_DEFAULT_MAX_QUEUE 1024
 #define COLO_NET_DEFAULT_MAX_CONNECTIONS 4096
-#define COLO_NET_PENDING_MAX 512
+#define COLO_NET_RXQ_MAX 512
 #define COLO_NET_EARLY_MAX 256
-#define VNET_HDR_LEN 12
+#define VNET_HDR_LEN NET_VNET_HDR_BYTES
 
-/* A mirrored frame the secondary guest could not take yet. */
-struct colo_net_pending {
+/* A mirrored frame on its way to the secondary's guest. */
+struct colo_net_mirrored {
 	uint64_t seq;
 	size_t len;
 	uint8_t *frame; /* with its vnet header */
@@ -36,12 +36,15 @@ struct colo_net_early {
 };
 
 /*
- * Lock order: vm->io_lock, then lock. The guest side (TX, RX space) arrives
- * with io_lock held; link input, timers and COLO hooks take both themselves.
+ * Lock order: vm->io_lock, then lock. The backend ops arrive with io_lock
+ * held; link input and timers take only lock; COLO hooks that change the
+ * role take both. Every call into the inner backend is made under lock, so
+ * its attach/detach (forwarded under lock) never races a send.
  */
 struct colo_net {
+	struct net_backend be; /* first: the backend ops find us through it; be.inner is the TAP */
 	struct vm *vm;
-	struct virtio_net *nic;
+	struct virtio_net *nic; /* the NIC we are in front of, or NULL (tests wrap by hand) */
 	struct colo *colo;
 	uint32_t peer_timeout_ms; /* of the COLO session the link belongs to */
 	struct colo_net_config cfg;
@@ -55,8 +58,10 @@ struct colo_net {
 	int timer_fd;
 	uint32_t epoch;      /* checkpoints since COLO started */
 	uint64_t mirror_seq; /* primary: frames mirrored so far */
-	struct virtio_net_filter filter;
 	struct guest_addrs addrs;
+	/* Connections from an earlier takeover (this VM was a secondary): their
+	 * translation stays between guest and TAP in every role but secondary. */
+	struct colo_rewriter *rw;
 
 	/* Primary */
 	struct colo_compare *cmp;
@@ -64,15 +69,24 @@ struct colo_net {
 	struct colo_net_early early[COLO_NET_EARLY_MAX];
 	int nearly;
 
-	/* Secondary */
-	struct colo_rewriter *rw;
+	/* Secondary: the guest's receive queue is the mirror. */
 	uint64_t barrier;    /* mirrored frames up to here are in the last checkpoint */
 	bool failed_over;
-	struct colo_net_pending pending[COLO_NET_PENDING_MAX];
-	int npending;
+	int rx_event;        /* eventfd, readable while rxq holds frames: our rx_fd */
+	struct colo_net_mirrored rxq[COLO_NET_RXQ_MAX];
+	int rxq_head, rxq_len;
 };
 
 uint64_t colo_net_now_ms(void);
+
+/* The backend in front of the NIC (proxy_backend.c). */
+extern const struct net_backend_ops colo_net_backend_ops;
+
+/* By role, with lock held: a frame from the guest, the next frame for it. */
+int colo_net_primary_send(struct colo_net *n, uint8_t *pkt, size_t len);
+ssize_t colo_net_primary_recv(struct colo_net *n, uint8_t *buf, size_t cap);
+int colo_net_secondary_send(struct colo_net *n, uint8_t *pkt, size_t len);
+ssize_t colo_net_rxq_pop(struct colo_net *n, uint8_t *buf, size_t cap);
 
 /* Called with lock held, from colo_net_start. */
 int colo_net_primary_start(struct colo_net *n);
@@ -83,10 +97,10 @@ void colo_net_secondary_from_link(void *opaque, const struct colo_link_hdr *h, u
 /* COLO hooks (no lock held). */
 void colo_net_primary_committed(struct colo_net *n);
 void colo_net_secondary_applied(struct colo_net *n, uint64_t position);
+/* Failover, with io_lock and lock held: the role becomes NONE. */
 void colo_net_primary_failover(struct colo_net *n);
 void colo_net_secondary_failover(struct colo_net *n);
 void colo_net_primary_free(struct colo_net *n);
-void colo_net_translate_only(struct colo_net *n);
 void colo_net_secondary_free(struct colo_net *n);
 
 #endif

@@ -1,13 +1,12 @@
-/* The primary's half of the COLO network path: mirror, comparator, release (colo_net.h). */
+/* The primary's half of the COLO network path: mirror, comparator, release (proxy.h). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "colo/net/proxy_internal.h"
 #include "util/log.h"
-#include "vm/vm.h"
 
-/* Comparator output: a released frame goes to the TAP (with an empty vnet header). */
+/* Comparator output (lock held): a released frame goes to the TAP (with an empty vnet header). */
 static void primary_release(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct colo_net *n = opaque;
@@ -19,7 +18,7 @@ static void primary_release(void *opaque, const uint8_t *frame, size_t len)
 	memcpy(pkt + VNET_HDR_LEN, frame, len);
 	if (n->rw) /* connections that survived an earlier takeover: into their peers' numbers */
 		colo_rewriter_outbound(n->rw, pkt + VNET_HDR_LEN, len);
-	virtio_net_backend_send(n->nic, pkt, VNET_HDR_LEN + len);
+	net_backend_send(n->be.inner, pkt, VNET_HDR_LEN + len);
 }
 
 static void primary_request_checkpoint(void *opaque, enum colo_checkpoint_reason reason)
@@ -53,36 +52,29 @@ static const struct colo_compare_ops primary_compare_ops = {
 };
 
 /* The guest sent a frame: it waits in the comparator for the secondary's twin. */
-static bool primary_guest_tx(void *opaque, uint8_t *pkt, size_t len)
+int colo_net_primary_send(struct colo_net *n, uint8_t *pkt, size_t len)
 {
-	struct colo_net *n = opaque;
-
-	if (len <= VNET_HDR_LEN)
-		return true;
-	pthread_mutex_lock(&n->lock);
-	guest_addrs_learn(&n->addrs, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
-	if (n->cmp)
+	if (n->cmp && len > VNET_HDR_LEN) /* a header alone has nothing to compare */
 		colo_compare_primary(n->cmp, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN, colo_net_now_ms());
-	pthread_mutex_unlock(&n->lock);
-	return true;
+	return 0;
 }
 
-/* The TAP delivered a frame to our guest: the secondary's guest gets the same. */
-static void primary_backend_rx(void *opaque, uint8_t *pkt, size_t len)
+/* A frame from the TAP for our guest: the secondary's guest gets the same. */
+ssize_t colo_net_primary_recv(struct colo_net *n, uint8_t *buf, size_t cap)
 {
-	struct colo_net *n = opaque;
-	uint64_t seq = __atomic_add_fetch(&n->mirror_seq, 1, __ATOMIC_ACQ_REL);
+	ssize_t len = net_backend_recv(n->be.inner, buf, cap);
+	uint64_t seq;
 
 	if (len <= VNET_HDR_LEN)
-		return;
+		return len;
+	seq = __atomic_add_fetch(&n->mirror_seq, 1, __ATOMIC_ACQ_REL);
+	if (n->rw) /* both guests know those connections in our guest's numbers */
+		colo_rewriter_inbound(n->rw, buf + VNET_HDR_LEN, (size_t)len - VNET_HDR_LEN);
 	/* Never blocks: a frame the link cannot take is counted as dropped (the
 	 * guests then differ and a checkpoint follows); a failed link ends COLO. */
-	pthread_mutex_lock(&n->lock);
-	if (n->rw) /* both guests know those connections in our guest's numbers */
-		colo_rewriter_inbound(n->rw, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
 	if (n->link_fd >= 0)
-		colo_link_send(&n->writer, n->epoch, seq, pkt, len);
-	pthread_mutex_unlock(&n->lock);
+		colo_link_send(&n->writer, n->epoch, seq, buf, (size_t)len);
+	return len;
 }
 
 /*
@@ -95,6 +87,7 @@ int colo_net_primary_start(struct colo_net *n)
 	int err = 0;
 
 	colo_net_primary_free(n);
+	colo_net_secondary_free(n);
 	if (n->rw && !n->failed_over) { /* a secondary that never took over: its rewriter is done */
 		colo_rewriter_destroy(n->rw);
 		n->rw = NULL;
@@ -107,10 +100,6 @@ int colo_net_primary_start(struct colo_net *n)
 		if (!n->pcap)
 			log_warn("COLO mismatch capture %s: %s", n->cfg.pcap_path, strerror(-err));
 	}
-	n->filter = (struct virtio_net_filter){ .guest_tx = primary_guest_tx,
-						.backend_rx = primary_backend_rx,
-						.opaque = n };
-	virtio_net_set_filter(n->nic, &n->filter);
 	return 0;
 }
 
@@ -150,12 +139,14 @@ void colo_net_primary_from_link(void *opaque, const struct colo_link_hdr *h, uin
 	if (h->len <= VNET_HDR_LEN)
 		return;
 	pthread_mutex_lock(&n->lock);
-	if (n->cmp && h->epoch == n->epoch)
+	if (n->role != COLO_MODE_PRIMARY || !n->cmp)
+		; /* failed over: nothing to compare with any more */
+	else if (h->epoch == n->epoch)
 		colo_compare_secondary(n->cmp, frame + VNET_HDR_LEN, h->len - VNET_HDR_LEN,
 				       colo_net_now_ms());
-	else if (n->cmp && h->epoch == n->epoch + 1)
+	else if (h->epoch == n->epoch + 1)
 		early_hold(n, frame + VNET_HDR_LEN, h->len - VNET_HDR_LEN);
-	else if (n->cmp)
+	else
 		n->link.stale_dropped++;
 	pthread_mutex_unlock(&n->lock);
 }
@@ -171,20 +162,14 @@ void colo_net_primary_committed(struct colo_net *n)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* Alone again: release what is held, and the guest talks to the TAP directly. */
+/* Alone again: release what is held; the guest talks to the TAP (through the
+ * rewriter if connections from an earlier takeover exist). */
 void colo_net_primary_failover(struct colo_net *n)
 {
-	vm_io_lock(n->vm);
-	if (n->rw)
-		colo_net_translate_only(n);
-	else
-		virtio_net_set_filter(n->nic, NULL);
-	pthread_mutex_lock(&n->lock);
+	n->role = COLO_MODE_NONE;
 	if (n->cmp)
 		colo_compare_flush(n->cmp);
 	early_release(n, false);
-	pthread_mutex_unlock(&n->lock);
-	vm_io_unlock(n->vm);
 }
 
 void colo_net_primary_free(struct colo_net *n)
