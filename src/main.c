@@ -1,6 +1,8 @@
 /* lockstep: command-line entry. `lockstep run ...` builds one VM and runs it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 #include "util/evloop.h"
 #include "util/log.h"
 #include "colo/colo.h"
+#include "colo/disk.h"
 #include "state/migrate.h"
 #include "state/snapshot.h"
 #include "vm/pvh.h"
@@ -44,6 +47,7 @@ struct run_ctx {
 	struct colo *colo;
 	struct virtio_net *nic;
 	struct colo_net *colo_net;
+	struct colo_disk *colo_disks[RUN_MAX_DISKS];
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -64,6 +68,24 @@ static int run_open_console(struct run_ctx *c)
 	return 0;
 }
 
+/* lockstep primary|secondary: a writable disk follows the primary's (block
+ * replication); its overlays live beside the image. *be becomes the guest's. */
+static int run_replicate_disk(struct run_ctx *c, int i, struct blk_backend **be)
+{
+	const struct run_disk *disk = &c->args.disks[i];
+	enum colo_mode role = c->args.role == RUN_ROLE_PRIMARY ? COLO_MODE_PRIMARY : COLO_MODE_SECONDARY;
+	char dir[PATH_MAX];
+	int ret;
+
+	if (c->args.role == RUN_ROLE_VM || disk->readonly)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", disk->path);
+	ret = colo_disk_create(c->colo, role, i, *be, dirname(dir), be, &c->colo_disks[i]);
+	if (ret == -ENOSPC)
+		log_error("at most %d replicated disks", COLO_MAX_DISKS);
+	return ret;
+}
+
 static int run_add_devices(struct run_ctx *c)
 {
 	struct run_args *a = &c->args;
@@ -81,6 +103,8 @@ static int run_add_devices(struct run_ctx *c)
 		struct blk_backend *be;
 
 		ret = blk_file_open(a->disks[i].path, a->disks[i].readonly, &be);
+		if (ret == 0)
+			ret = run_replicate_disk(c, i, &be);
 		if (ret == 0)
 			ret = virtio_blk_create(&c->vm, be, &dev);
 		if (ret < 0) {
@@ -282,6 +306,8 @@ static int run_setup(struct run_ctx *c)
 static void run_teardown(struct run_ctx *c)
 {
 	colo_free(c->colo);
+	for (int i = 0; i < RUN_MAX_DISKS; i++)
+		colo_disk_free(c->colo_disks[i]);
 	if (c->migration_ready)
 		migration_destroy(&c->migration);
 	colo_net_destroy(c->colo_net);

@@ -1,25 +1,27 @@
 #include "block/mirror.h"
 
 #include <errno.h>
-#include <stdbool.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 struct blk_mirror {
 	struct blk_backend be; /* first */
-	struct blk_backend *local, *replica;
-	bool attached; /* atomic: writes go to the replica too */
+	struct blk_backend *local;
+	/* Held across each write and flush: a detach waits for the one under
+	 * way, so the replica's owner may free it as soon as detach returns. One
+	 * I/O worker per disk makes the writes one at a time anyway. */
+	pthread_mutex_t lock;
+	struct blk_backend *replica; /* borrowed, NULL when detached */
 };
 
 static struct blk_mirror *to_mirror(struct blk_backend *be) { return (struct blk_mirror *)be; }
-
-static bool replicating(struct blk_mirror *m) { return __atomic_load_n(&m->attached, __ATOMIC_ACQUIRE); }
 
 static int mirror_preadv(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
 	return blk_backend_preadv(to_mirror(be)->local, iov, iovcnt, offset);
 }
 
-/* Backends may consume the iovecs they are given: each gets its own copy. */
+/* Backends may consume the iovecs they are given: the replica gets its own copy. */
 static int mirror_pwritev(struct blk_backend *be, struct iovec *iov, int iovcnt, uint64_t offset)
 {
 	struct blk_mirror *m = to_mirror(be);
@@ -28,19 +30,24 @@ static int mirror_pwritev(struct blk_backend *be, struct iovec *iov, int iovcnt,
 
 	for (int i = 0; i < iovcnt; i++)
 		copy[i] = iov[i];
+	pthread_mutex_lock(&m->lock);
 	ret = blk_backend_pwritev(m->local, iov, iovcnt, offset);
-	if (ret == 0 && replicating(m))
+	if (ret == 0 && m->replica)
 		blk_backend_pwritev(m->replica, copy, iovcnt, offset); /* errors: the forwarder's */
+	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
 
 static int mirror_flush(struct blk_backend *be)
 {
 	struct blk_mirror *m = to_mirror(be);
-	int ret = blk_backend_flush(m->local);
+	int ret;
 
-	if (ret == 0 && replicating(m))
+	pthread_mutex_lock(&m->lock);
+	ret = blk_backend_flush(m->local);
+	if (ret == 0 && m->replica)
 		blk_backend_flush(m->replica);
+	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
 
@@ -50,8 +57,8 @@ static void mirror_close(struct blk_backend *be)
 {
 	struct blk_mirror *m = to_mirror(be);
 
-	blk_backend_close(m->replica);
 	blk_backend_close(m->local);
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -64,35 +71,43 @@ static const struct blk_backend_ops mirror_ops = {
 	.close = mirror_close,
 };
 
-int blk_mirror_create(struct blk_backend *local, struct blk_backend *replica,
-		      struct blk_backend **out)
+int blk_mirror_create(struct blk_backend *local, struct blk_backend **out)
 {
-	struct blk_mirror *m = NULL;
-	int ret = -EINVAL;
+	struct blk_mirror *m = local ? calloc(1, sizeof(*m)) : NULL;
 
-	if (local && replica && blk_backend_size(local) == blk_backend_size(replica)) {
-		m = calloc(1, sizeof(*m));
-		ret = m ? 0 : -ENOMEM;
-	}
-	if (ret < 0) {
-		blk_backend_close(replica);
+	if (!m) {
 		blk_backend_close(local);
-		return ret;
+		return local ? -ENOMEM : -EINVAL;
 	}
 	m->be.ops = &mirror_ops;
 	m->be.readonly = local->readonly;
 	m->local = local;
-	m->replica = replica;
+	pthread_mutex_init(&m->lock, NULL);
 	*out = &m->be;
 	return 0;
 }
 
-void blk_mirror_attach_replica(struct blk_backend *mirror)
+int blk_mirror_attach_replica(struct blk_backend *mirror, struct blk_backend *replica)
 {
-	__atomic_store_n(&to_mirror(mirror)->attached, true, __ATOMIC_RELEASE);
+	struct blk_mirror *m = to_mirror(mirror);
+	int ret = 0;
+
+	if (blk_backend_size(replica) != blk_backend_size(m->local))
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	if (m->replica)
+		ret = -EBUSY;
+	else
+		m->replica = replica;
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 void blk_mirror_detach_replica(struct blk_backend *mirror)
 {
-	__atomic_store_n(&to_mirror(mirror)->attached, false, __ATOMIC_RELEASE);
+	struct blk_mirror *m = to_mirror(mirror);
+
+	pthread_mutex_lock(&m->lock);
+	m->replica = NULL;
+	pthread_mutex_unlock(&m->lock);
 }

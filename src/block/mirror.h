@@ -15,14 +15,13 @@
 
 #include "block/backend.h"
 
-/* A mirror owning both (also when it fails: -ENOMEM, -EINVAL if their sizes differ). */
-int blk_mirror_create(struct blk_backend *local, struct blk_backend *replica,
-		      struct blk_backend **out);
-/* Replication starts (attach: writes go to both from the next one on) or has
- * ended (detach: the local image only). The replica stays open until the
- * mirror is closed (its owner may still ask it why replication ended). A
- * mirror starts detached. Any thread; a write under way finishes as it began. */
-void blk_mirror_attach_replica(struct blk_backend *mirror);
+/* A mirror owning local, with no replica yet (-ENOMEM; local is closed then). */
+int blk_mirror_create(struct blk_backend *local, struct blk_backend **out);
+/* Writes go to replica too from the next one on. The mirror only borrows it:
+ * it must stay open until blk_mirror_detach_replica returns. -EINVAL if the
+ * sizes differ, -EBUSY if one is attached. Any thread. */
+int blk_mirror_attach_replica(struct blk_backend *mirror, struct blk_backend *replica);
+/* Back to the local image only; returns once no write uses the replica. */
 void blk_mirror_detach_replica(struct blk_backend *mirror);
 
 #endif

@@ -87,7 +87,7 @@ struct colo_participant {
 	/* Either side: COLO has ended and the VM runs alone. */
 	void (*failover)(void *opaque);
 };
-#define COLO_MAX_PARTICIPANTS 4
+#define COLO_MAX_PARTICIPANTS 8
 
 enum colo_step { COLO_STEP_START, COLO_STEP_PREPARE, COLO_STEP_COMMITTED, COLO_STEP_APPLIED };
 extern const char *const colo_step_names[]; /* "start", "prepare", "committed", "applied" */

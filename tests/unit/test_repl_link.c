@@ -98,8 +98,9 @@ static void start_primary(struct pair *p, int link_fd)
 	assert_int_equal(repl_primary_create(nbd, &p->pri), 0);
 	assert_int_equal(repl_start(p->pri, REPL_MODE_PRIMARY), 0);
 	assert_int_equal(blk_file_open(p->local_path, false, &local), 0);
-	assert_int_equal(blk_mirror_create(local, repl_backend(p->pri), &p->mirror), 0);
-	blk_mirror_attach_replica(p->mirror);
+	assert_int_equal(blk_mirror_create(local, &p->mirror), 0);
+	assert_int_equal(blk_mirror_attach_replica(p->mirror, repl_backend(p->pri)), 0);
+	assert_int_equal(blk_mirror_attach_replica(p->mirror, repl_backend(p->pri)), -EBUSY);
 }
 
 static int setup(void **state)
@@ -123,7 +124,9 @@ static int teardown(void **state)
 {
 	struct pair *p = *state;
 
-	blk_backend_close(p->mirror); /* the NBD client says goodbye: the server returns */
+	blk_mirror_detach_replica(p->mirror);
+	repl_free(p->pri); /* the NBD client says goodbye: the server returns */
+	blk_backend_close(p->mirror);
 	if (!p->server_joined)
 		pthread_join(p->server, NULL);
 	close(p->server_fd);

@@ -264,25 +264,3 @@ void colo_link_writer_get_stats(struct colo_link_writer *w, struct colo_link_wri
 	*out = w->stats;
 	pthread_mutex_unlock(&w->lock);
 }
-
-int colo_link_send_magic(int fd)
-{
-	return send(fd, COLO_LINK_MAGIC, COLO_LINK_MAGIC_LEN, MSG_NOSIGNAL) == COLO_LINK_MAGIC_LEN
-		       ? 0
-		       : -EIO;
-}
-
-int colo_link_expect_magic(int fd)
-{
-	char magic[COLO_LINK_MAGIC_LEN];
-	size_t got = 0;
-
-	while (got < sizeof(magic)) {
-		ssize_t r = recv(fd, magic + got, sizeof(magic) - got, 0);
-
-		if (r <= 0)
-			return r == 0 ? -EPIPE : -errno;
-		got += (size_t)r;
-	}
-	return memcmp(magic, COLO_LINK_MAGIC, sizeof(magic)) == 0 ? 0 : -EPROTO;
-}

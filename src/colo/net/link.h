@@ -96,8 +96,5 @@ void colo_link_writer_stop(struct colo_link_writer *w);
 int colo_link_send(struct colo_link_writer *w, uint32_t epoch, uint64_t seq, const uint8_t *frame,
 		   size_t len);
 void colo_link_writer_get_stats(struct colo_link_writer *w, struct colo_link_writer_stats *out);
-int colo_link_send_magic(int fd);
-/* Reads and checks the magic (blocking, with the socket's timeout). */
-int colo_link_expect_magic(int fd);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "colo/net/proxy_internal.h"
 #include "colo/colo.h"
+#include "colo/peer.h"
 #include "dev/virtio_net.h"
 #include "util/evloop.h"
 #include "util/log.h"
@@ -37,56 +38,6 @@ uint64_t colo_net_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void colo_net_set_timeouts(const struct colo_peer *peer, int fd)
-{
-	struct timeval tv = { .tv_sec = peer->timeout_ms / 1000,
-			      .tv_usec = (peer->timeout_ms % 1000) * 1000 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-/* Primary: connect to where the secondary listens, and say what this connection is. */
-static int colo_net_connect(const struct colo_peer *peer)
-{
-	struct netaddr addr;
-	char err[256];
-	int fd, ret = netaddr_parse_tcp(peer->uri, &addr, err, sizeof(err));
-
-	if (ret < 0)
-		return ret;
-	fd = netaddr_connect(&addr);
-	if (fd < 0)
-		return fd;
-	colo_net_set_timeouts(peer, fd);
-	if ((ret = colo_link_send_magic(fd)) < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-/* Secondary: the next connection on the migration listener is the link. */
-static int colo_net_accept(const struct colo_peer *peer)
-{
-	struct pollfd p = { .fd = peer->listen_fd, .events = POLLIN };
-	int fd, ret;
-
-	if (peer->listen_fd < 0)
-		return -ENOTCONN;
-	if (poll(&p, 1, (int)peer->timeout_ms) <= 0)
-		return -ETIMEDOUT;
-	fd = accept4(peer->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	colo_net_set_timeouts(peer, fd);
-	if ((ret = colo_link_expect_magic(fd)) < 0) {
-		close(fd);
-		return ret;
-	}
-	return fd;
 }
 
 static void colo_net_on_link(void *opaque, uint32_t events);
@@ -119,7 +70,7 @@ static void colo_net_writer_failed(void *opaque, int err)
 static int colo_net_start(void *opaque, const struct colo_peer *peer)
 {
 	struct colo_net *n = opaque;
-	int fd = peer->mode == COLO_MODE_PRIMARY ? colo_net_connect(peer) : colo_net_accept(peer);
+	int fd = peer->mode == COLO_MODE_PRIMARY ? colo_peer_connect(peer, COLO_LINK_MAGIC) : colo_peer_accept(peer, COLO_LINK_MAGIC);
 	int ret;
 
 	if (fd < 0)

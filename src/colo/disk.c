@@ -1,0 +1,285 @@
+#include "colo/disk.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "block/mirror.h"
+#include "block/nbd_client.h"
+#include "block/nbd_server.h"
+#include "block/overlay.h"
+#include "block/replication.h"
+#include "colo/peer.h"
+#include "util/log.h"
+
+#define DISK_COPY_MAGIC "LSKDSKC1" /* the initial copy */
+#define DISK_REPL_MAGIC "LSKDSKR1" /* the writes while COLO runs */
+#define DISK_COPY_CHUNK (1u << 20)
+#define SECTOR 512
+
+struct colo_disk {
+	enum colo_mode role;
+	char name[16];          /* "disk0": the export's name and messages */
+	/* Primary */
+	struct blk_backend *mirror;     /* the guest's (borrowed from its device) */
+	struct replication *forwarder;  /* while COLO runs, over the NBD client */
+	/* Secondary */
+	struct replication *repl;       /* the guest's backend (borrowed) */
+	struct nbd_export exp;
+	int server_fd;                  /* the replication connection, -1 if none */
+	pthread_t server;
+	bool server_running;
+};
+
+/* ---- primary ------------------------------------------------------------- */
+
+/* The local image onto the secondary's disk, then read back and compared:
+ * the secondary must start from exactly our disk. The VM is stopped. */
+static int copy_image(struct colo_disk *d, struct blk_backend *to)
+{
+	uint64_t size = blk_backend_size(d->mirror), next_report = 0;
+	uint8_t *a = malloc(DISK_COPY_CHUNK), *b = malloc(DISK_COPY_CHUNK);
+	int ret = a && b ? 0 : -ENOMEM;
+
+	for (uint64_t off = 0; ret == 0 && off < size; off += DISK_COPY_CHUNK) {
+		size_t n = size - off < DISK_COPY_CHUNK ? (size_t)(size - off) : DISK_COPY_CHUNK;
+		struct iovec ia = { a, n }, ib = { b, n }, iw = { a, n };
+
+		if ((ret = blk_backend_preadv(d->mirror, &ia, 1, off)) ||
+		    (ret = blk_backend_pwritev(to, &iw, 1, off)) || (ret = blk_backend_preadv(to, &ib, 1, off)))
+			break;
+		if (memcmp(a, b, n)) {
+			log_error("COLO %s: the secondary's copy differs at byte %llu", d->name,
+				  (unsigned long long)off);
+			ret = -EIO;
+		}
+		if (off + n >= next_report) {
+			log_info("COLO %s: copied %llu of %llu MiB to the secondary", d->name,
+				 (unsigned long long)((off + n) >> 20), (unsigned long long)(size >> 20));
+			next_report += size / 4 + 1;
+		}
+	}
+	if (ret == 0)
+		ret = blk_backend_flush(to);
+	free(a);
+	free(b);
+	return ret;
+}
+
+/* One NBD connection to the secondary's export, opened with magic. */
+static int connect_export(struct colo_disk *d, const struct colo_peer *peer, const char *magic,
+			  struct blk_backend **out)
+{
+	char err[256];
+	int fd = colo_peer_connect(peer, magic), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = blk_nbd_connect_fd(fd, d->name, out, err, sizeof(err));
+	if (ret < 0)
+		log_error("COLO %s: NBD connection to the secondary: %s", d->name, err);
+	return ret;
+}
+
+static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
+{
+	struct blk_backend *copy, *link;
+	int ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy);
+
+	if (ret < 0)
+		return ret;
+	ret = copy_image(d, copy);
+	blk_backend_close(copy); /* NBD_CMD_DISC: the secondary goes on to the next connection */
+	if (ret < 0)
+		return ret;
+	if ((ret = connect_export(d, peer, DISK_REPL_MAGIC, &link)) < 0)
+		return ret;
+	if ((ret = repl_primary_create(link, &d->forwarder)) < 0)
+		return ret;
+	if ((ret = repl_start(d->forwarder, REPL_MODE_PRIMARY)) == 0)
+		ret = blk_mirror_attach_replica(d->mirror, repl_backend(d->forwarder));
+	return ret;
+}
+
+/* Replication ends: the guest's writes go to the local image only. */
+static void primary_stop(struct colo_disk *d)
+{
+	if (!d->forwarder)
+		return;
+	blk_mirror_detach_replica(d->mirror);
+	repl_free(d->forwarder);
+	d->forwarder = NULL;
+}
+
+/* ---- secondary ----------------------------------------------------------- */
+
+static void *serve_replication(void *arg)
+{
+	struct colo_disk *d = arg;
+	char err[256];
+	int ret = nbd_server_serve_fd(d->server_fd, &d->exp, err, sizeof(err));
+
+	if (ret < 0 && ret != -ECONNRESET)
+		log_warn("COLO %s: replication link: %s", d->name, err);
+	return NULL;
+}
+
+static void server_stop(struct colo_disk *d)
+{
+	if (d->server_running) {
+		nbd_server_stop(d->server_fd);
+		pthread_join(d->server, NULL);
+		d->server_running = false;
+	}
+	if (d->server_fd >= 0)
+		close(d->server_fd);
+	d->server_fd = -1;
+}
+
+/* The copy is served here, on the COLO thread, until the primary hangs up;
+ * then replication starts and its connection gets a thread of its own. */
+static int secondary_start(struct colo_disk *d, const struct colo_peer *peer)
+{
+	char err[256];
+	int fd = colo_peer_accept(peer, DISK_COPY_MAGIC), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = nbd_server_serve_fd(fd, &d->exp, err, sizeof(err));
+	close(fd);
+	if (ret < 0) {
+		log_error("COLO %s: the primary's copy of its disk: %s", d->name, err);
+		return ret;
+	}
+	server_stop(d); /* one left from an earlier session */
+	if ((ret = repl_start(d->repl, REPL_MODE_SECONDARY)) < 0)
+		return ret;
+	if ((d->server_fd = colo_peer_accept(peer, DISK_REPL_MAGIC)) < 0)
+		return d->server_fd;
+	ret = -pthread_create(&d->server, NULL, serve_replication, d);
+	d->server_running = ret == 0;
+	return ret;
+}
+
+/* ---- the participant ----------------------------------------------------- */
+
+static int disk_start(void *opaque, const struct colo_peer *peer)
+{
+	struct colo_disk *d = opaque;
+
+	if (peer->mode != d->role) {
+		log_error("COLO %s: a replicated disk keeps the role it started with", d->name);
+		return -EOPNOTSUPP;
+	}
+	return d->role == COLO_MODE_PRIMARY ? primary_start(d, peer) : secondary_start(d, peer);
+}
+
+/* Primary, VM stopped: a replica that failed since the last checkpoint ends COLO. */
+static int disk_prepare(void *opaque)
+{
+	struct colo_disk *d = opaque;
+	char why[200];
+	int ret;
+
+	if (d->role != COLO_MODE_PRIMARY || !d->forwarder)
+		return 0;
+	ret = repl_get_error(d->forwarder, why, sizeof(why));
+	if (ret < 0)
+		log_error("COLO %s: the secondary's disk failed: %s", d->name, why);
+	return ret;
+}
+
+/* Secondary: the checkpoint's RAM is in, and every primary write before it is
+ * on the disk (the primary drained its disk before stopping): the overlays go. */
+static int disk_applied(void *opaque, uint64_t mark)
+{
+	struct colo_disk *d = opaque;
+
+	(void)mark;
+	return d->role == COLO_MODE_SECONDARY ? repl_do_checkpoint(d->repl) : 0;
+}
+
+static void disk_failover(void *opaque)
+{
+	struct colo_disk *d = opaque;
+	char why[200];
+
+	if (d->role == COLO_MODE_PRIMARY) {
+		primary_stop(d);
+		return;
+	}
+	server_stop(d); /* no primary write after the decision */
+	if (repl_stop(d->repl, true) < 0) {
+		repl_last_failure(d->repl, why, sizeof(why));
+		log_error("COLO %s: committing the overlays: %s (the guest runs on them)", d->name, why);
+	}
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+static int create_secondary(struct colo_disk *d, struct blk_backend *image, const char *overlay_dir,
+			    struct blk_backend **guest)
+{
+	uint64_t size = blk_backend_size(image);
+	struct overlay *active = NULL, *hidden = NULL;
+	int ret = overlay_create(overlay_dir, size, &active);
+
+	if (ret == 0)
+		ret = overlay_create(overlay_dir, size, &hidden);
+	if (ret < 0) {
+		overlay_close(active);
+		blk_backend_close(image);
+		return ret;
+	}
+	if ((ret = repl_secondary_create(image, active, hidden, &d->repl)) < 0)
+		return ret;
+	d->exp = (struct nbd_export){ .name = d->name, .be = repl_secondary_export(d->repl),
+				      .min_block = SECTOR };
+	*guest = repl_backend(d->repl);
+	return 0;
+}
+
+int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_backend *image,
+		     const char *overlay_dir, struct blk_backend **guest, struct colo_disk **out)
+{
+	struct colo_disk *d = calloc(1, sizeof(*d));
+	int ret;
+
+	*guest = NULL;
+	if (!d) {
+		blk_backend_close(image);
+		return -ENOMEM;
+	}
+	d->role = role;
+	d->server_fd = -1;
+	snprintf(d->name, sizeof(d->name), "disk%d", index);
+	if (role == COLO_MODE_PRIMARY) {
+		ret = blk_mirror_create(image, &d->mirror);
+		*guest = d->mirror;
+	} else {
+		ret = create_secondary(d, image, overlay_dir, guest);
+	}
+	if (ret == 0)
+		ret = colo_add_participant(c, &(struct colo_participant){
+			.name = d->name, .opaque = d, .start = disk_start, .prepare = disk_prepare,
+			.applied = disk_applied, .failover = disk_failover });
+	if (ret < 0) {
+		blk_backend_close(*guest); /* NULL-safe: what was built so far */
+		free(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+void colo_disk_free(struct colo_disk *d)
+{
+	if (!d)
+		return;
+	primary_stop(d);
+	server_stop(d);
+	free(d);
+}
