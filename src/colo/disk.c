@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "block/mirror.h"
@@ -26,6 +28,7 @@ struct colo_disk {
 	/* Primary */
 	struct blk_backend *mirror;     /* the guest's (borrowed from its device) */
 	struct replication *forwarder;  /* while COLO runs, over the NBD client */
+	int link_fd;                    /* the NBD client's socket (libnbd owns it) */
 	/* Secondary */
 	struct replication *repl;       /* the guest's backend (borrowed) */
 	struct nbd_export exp;
@@ -69,16 +72,18 @@ static int copy_image(struct colo_disk *d, struct blk_backend *to)
 	return ret;
 }
 
-/* One NBD connection to the secondary's export, opened with magic. */
+/* One NBD connection to the secondary's export, opened with magic; its
+ * socket's number in *fd (for shutdown only: the client owns it). */
 static int connect_export(struct colo_disk *d, const struct colo_peer *peer, const char *magic,
-			  struct blk_backend **out)
+			  struct blk_backend **out, int *fd)
 {
 	char err[256];
-	int fd = colo_peer_connect(peer, magic), ret;
+	int ret;
 
-	if (fd < 0)
-		return fd;
-	ret = blk_nbd_connect_fd(fd, d->name, out, err, sizeof(err));
+	*fd = colo_peer_connect(peer, magic);
+	if (*fd < 0)
+		return *fd;
+	ret = blk_nbd_connect_fd(*fd, d->name, out, err, sizeof(err));
 	if (ret < 0)
 		log_error("COLO %s: NBD connection to the secondary: %s", d->name, err);
 	return ret;
@@ -87,7 +92,7 @@ static int connect_export(struct colo_disk *d, const struct colo_peer *peer, con
 static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
 {
 	struct blk_backend *copy, *link;
-	int ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy);
+	int copy_fd, ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy, &copy_fd);
 
 	if (ret < 0)
 		return ret;
@@ -95,7 +100,7 @@ static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
 	blk_backend_close(copy); /* NBD_CMD_DISC: the secondary goes on to the next connection */
 	if (ret < 0)
 		return ret;
-	if ((ret = connect_export(d, peer, DISK_REPL_MAGIC, &link)) < 0)
+	if ((ret = connect_export(d, peer, DISK_REPL_MAGIC, &link, &d->link_fd)) < 0)
 		return ret;
 	if ((ret = repl_primary_create(link, &d->forwarder)) < 0)
 		return ret;
@@ -104,14 +109,21 @@ static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
 	return ret;
 }
 
-/* Replication ends: the guest's writes go to the local image only. */
+/*
+ * Replication ends: the guest's writes go to the local image only. A write
+ * may be waiting on a secondary that lost power (no RST: TCP would wait for
+ * minutes), so the link is shut down first: the waiting request fails, the
+ * forwarder records it, and the detach does not wait on a dead peer.
+ */
 static void primary_stop(struct colo_disk *d)
 {
 	if (!d->forwarder)
 		return;
+	shutdown(d->link_fd, SHUT_RDWR);
 	blk_mirror_detach_replica(d->mirror);
 	repl_free(d->forwarder);
 	d->forwarder = NULL;
+	d->link_fd = -1;
 }
 
 /* ---- secondary ----------------------------------------------------------- */
@@ -139,6 +151,16 @@ static void server_stop(struct colo_disk *d)
 	d->server_fd = -1;
 }
 
+/* A guest may not write for minutes: on the replication connection silence is
+ * normal (COLO's heartbeat finds a dead primary; the failover shuts it down). */
+static void no_timeouts(int fd)
+{
+	struct timeval none = { 0, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+}
+
 /* The copy is served here, on the COLO thread, until the primary hangs up;
  * then replication starts and its connection gets a thread of its own. */
 static int secondary_start(struct colo_disk *d, const struct colo_peer *peer)
@@ -159,6 +181,7 @@ static int secondary_start(struct colo_disk *d, const struct colo_peer *peer)
 		return ret;
 	if ((d->server_fd = colo_peer_accept(peer, DISK_REPL_MAGIC)) < 0)
 		return d->server_fd;
+	no_timeouts(d->server_fd);
 	ret = -pthread_create(&d->server, NULL, serve_replication, d);
 	d->server_running = ret == 0;
 	return ret;
@@ -255,6 +278,7 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 	}
 	d->role = role;
 	d->server_fd = -1;
+	d->link_fd = -1;
 	snprintf(d->name, sizeof(d->name), "disk%d", index);
 	if (role == COLO_MODE_PRIMARY) {
 		ret = blk_mirror_create(image, &d->mirror);
