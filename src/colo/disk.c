@@ -1,6 +1,8 @@
 #include "colo/disk.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +74,24 @@ static int copy_image(struct colo_disk *d, struct blk_backend *to)
 	return ret;
 }
 
+/*
+ * A secondary that lost power sends no RST, and a request waiting on it would
+ * wait for TCP's minutes, with the VM's pause (a checkpoint drains the disk)
+ * waiting behind it. Keepalive probes after a second of silence and a limit on
+ * unacknowledged data end such a connection within about the peer timeout.
+ */
+static void detect_dead_peer(int fd, uint32_t timeout_ms)
+{
+	int on = 1, idle = 1, interval = 1, probes = (int)(timeout_ms + 999) / 1000;
+	unsigned int unacked_ms = timeout_ms;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &unacked_ms, sizeof(unacked_ms));
+}
+
 /* One NBD connection to the secondary's export, opened with magic; its
  * socket's number in *fd (for shutdown only: the client owns it). */
 static int connect_export(struct colo_disk *d, const struct colo_peer *peer, const char *magic,
@@ -83,6 +103,7 @@ static int connect_export(struct colo_disk *d, const struct colo_peer *peer, con
 	*fd = colo_peer_connect(peer, magic);
 	if (*fd < 0)
 		return *fd;
+	detect_dead_peer(*fd, peer->timeout_ms);
 	ret = blk_nbd_connect_fd(*fd, d->name, out, err, sizeof(err));
 	if (ret < 0)
 		log_error("COLO %s: NBD connection to the secondary: %s", d->name, err);

@@ -20,33 +20,49 @@ import pytest
 from harness import QMP, ROOT, wait_for
 
 sys.path.insert(0, f"{ROOT}/scripts/vhost")
-from pair import GUEST_IP, LOCKSTEP, QMP_PATH, TwoHosts  # noqa: E402
+from pair import GUEST, GUEST_IP, GUEST_MAC, LOCKSTEP, QMP_PATH, TwoHosts  # noqa: E402
 from test_colo_network import ECHO_SESSION, KV_WRITER  # noqa: E402
 
 pytestmark = pytest.mark.vhosts
 
 SILENCE = 3.0  # lockstep's heartbeat: a peer silent this long is gone (docs/colo.md)
 SERVICES = "echo+kv+http"
+DISK = "/tmp/lockstep-disk.img"  # in each host
 
 
 class SplitBrain(AssertionError):
     """Two copies of the guest serve with network output."""
 
 
-@pytest.fixture
-def pair(cleanup):
-    """Boots two hosts, starts the pair, waits for COLO; returns (TwoHosts, QMP primary, QMP secondary)."""
+def start_pair(cleanup, disk_mib=0):
+    """Boots two hosts, starts the pair, waits for COLO; returns (TwoHosts, QMP primary, QMP secondary).
+    disk_mib: each host gets an image of that size (the secondary's empty) that the
+    pair replicates, and the guest's KV store logs to it."""
     hosts = TwoHosts()
     cleanup.add(hosts.close)
     cleanup.add(lambda: diagnose(hosts))
-    hosts.start_secondary()
+    disk, cmdline = [], f"app=serve,ip={GUEST_IP}/24,services={SERVICES}"
+    if disk_mib:
+        for h in hosts.hosts.values():
+            h.run(["truncate", "-s", f"{disk_mib}M", DISK], check=True)
+        disk, cmdline = ["--disk", DISK], f"app=serve,ip={GUEST_IP}/24,services=echo+kv,kvdisk=1"
+    hosts.start_secondary(extra=disk)
     qs = QMP("", timeout=60, connect=lambda: hosts.qmp_socket("secondary"))
-    hosts.start_primary(f"app=serve,ip={GUEST_IP}/24,services={SERVICES}",
-                        extra=["--checkpoint-delay", "500", "--compare-timeout", "200"])
+    hosts.start_primary(cmdline, extra=["--checkpoint-delay", "500", "--compare-timeout", "200"] + disk)
     qp = QMP("", timeout=60, connect=lambda: hosts.qmp_socket("primary"))
     wait_for(lambda: mode(qs) == "secondary", 90, "the pair to enter COLO")
     wait_for(lambda: ping(hosts, 1), 60, "the guest to answer on the LAN")
     return hosts, qp, qs
+
+
+@pytest.fixture
+def pair(cleanup):
+    return start_pair(cleanup)
+
+
+@pytest.fixture
+def disk_pair(cleanup):
+    return start_pair(cleanup, disk_mib=16)
 
 
 def diagnose(hosts):
@@ -129,13 +145,17 @@ def check_clients(hosts, load):
         assert p.returncode == 0 and b"rror" not in out, f"{name} failed: {out.decode()}"
     acked = int(re.search(rb"acked (\d+)", load["kv"]._out).group(1))
     assert acked > 0
-    # Every acknowledged SET: one redis-cli, a GET per line.
+    assert_acked_readable(hosts, acked)
+    return acked
+
+
+def assert_acked_readable(hosts, acked):
+    """Every acknowledged SET: one redis-cli, a GET per line."""
     r = subprocess.run(hosts.client(["redis-cli", "-h", GUEST_IP]), capture_output=True, text=True,
                        input="".join(f"GET k{i}\n" for i in range(acked)), timeout=120)
     got = r.stdout.split("\n")[:acked]
     lost = [i for i in range(acked) if i >= len(got) or got[i] != f"v{i}"]
     assert not lost, f"{len(lost)} of {acked} acknowledged SETs lost, first k{lost[0]}: {r.stderr}"
-    return acked
 
 
 def checkpoints(q):
@@ -240,3 +260,44 @@ def test_primary_power_loss_in_each_checkpoint_phase(pair, phase):
     wait_for(lambda: serving(qs), 30, "the secondary to serve")
     check_clients(hosts, load)
     assert assert_one_serving(hosts, {"primary": False, "secondary": True}) == "secondary"
+
+
+# ---- block replication: the guest's KV store logs every SET to a replicated disk ----
+
+def test_replicated_disk_primary_power_loss(disk_pair):
+    """The primary's host dies under SET load: after the takeover every acknowledged
+    SET is served, and the secondary's disk holds them all: a fresh VM booted from
+    that image on host B replays its log and serves every one."""
+    hosts, qp, qs = disk_pair
+    load = start_load(hosts, 12)
+    wait_for(lambda: checkpoints(qp) >= 3, 30, "checkpoints under load")
+    time.sleep(2)
+    hosts.hosts["a"].power_off()
+    ev = qs.wait_event("COLO_EXIT", timeout=SILENCE + 20)
+    assert ev["data"]["x-waiting-for-decision"] is True, ev
+    r = hosts.hosts["b"].run([LOCKSTEP, "failover", "--qmp", QMP_PATH["secondary"]], timeout=60)
+    assert r.returncode == 0 and "takes over" in r.stdout, r
+    wait_for(lambda: serving(qs), 30, "the secondary to serve")
+    acked = check_clients(hosts, load)
+    assert qs.execute("quit") == {"return": {}}
+    hosts.lockstep["secondary"].wait(60)
+    hosts.lockstep["fresh"] = hosts.hosts["b"].spawn(
+        [LOCKSTEP, "run", "--console", "file:/tmp/fresh-console.log", "--kernel", GUEST, "--mem", "128M",
+         "--net", f"tap=tap0,mac={GUEST_MAC}", "--disk", DISK,
+         "--cmdline", f"app=serve,ip={GUEST_IP}/24,services=echo+kv,kvdisk=1"])
+    wait_for(lambda: ping(hosts, 1), 60, "the fresh VM to answer")
+    assert_acked_readable(hosts, acked)
+
+
+def test_replicated_disk_secondary_power_loss(disk_pair):
+    """The secondary's host dies under SET load (its NBD server with it, no RST):
+    the primary's guest never waits on the dead replica for long, COLO ends, and
+    the primary serves every acknowledged SET from its own disk."""
+    hosts, qp, qs = disk_pair
+    load = start_load(hosts, 10)
+    wait_for(lambda: checkpoints(qp) >= 3, 30, "checkpoints under load")
+    hosts.hosts["b"].power_off()
+    ev = qp.wait_event("COLO_EXIT", timeout=SILENCE + 20)
+    assert ev["data"]["mode"] == "primary"
+    check_clients(hosts, load)
+    assert assert_one_serving(hosts, {"primary": True, "secondary": False}) == "primary"
