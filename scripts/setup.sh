@@ -21,6 +21,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static kmod      # virtual test hosts (scripts/vhost): QEMU-TCG with
 	socat                                    #   AMD-V, their initramfs, module tree, monitor proxy
 	tcpdump                                  # the COLO network tests capture their LAN (diagnosis)
+	qemu-utils                               # qemu-img compare: the replicated disk equals the primary's
 )
 
 missing=()

@@ -288,6 +288,24 @@ def test_replicated_disk_keeps_every_acknowledged_write(pair, start_vm, tmp_path
         assert redis(net, "GET", f"k{i}") == f"v{i}", i
 
 
+def test_replicated_disk_equals_the_primarys(pair, tmp_path):
+    """After a checkpoint with no primary write since, the secondary's image is the
+    primary's, byte for byte (its own guest's writes live in its overlay, not in the
+    image): the initial copy and every write under a SET load reached it."""
+    net, pri, qp, sec, qs = pair(extra="kvdisk=1", services="kv", disk_mib=16)
+    net.run(["redis-benchmark", "-h", net.GUEST_IP, "-t", "set", "-n", "3000", "-c", "4", "-q"],
+            timeout=120)
+    qp.execute("stop")  # its disk drained: nothing more reaches either image
+    n = counters(qs)["checkpoints"]
+    qp.execute("x-colo-checkpoint")
+    wait_for(lambda: counters(qs)["checkpoints"] > n, what="a checkpoint of the stopped primary")
+    r = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", str(tmp_path / "pri.img"),
+                        str(tmp_path / "sec.img")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
+    assert qp.execute("cont") == {"return": {}}
+
+
 def test_echo_over_ipv6_survives_failover(pair):
     net, pri, qp, sec, qs = pair()
     echo = start_client(net, ECHO_SESSION, net.GUEST_IP6, 4)
