@@ -209,6 +209,14 @@ static int secondary_validate_and_apply_machine(struct colo *c, struct vmstate_l
 	return ret;
 }
 
+/* This secondary's state can never run (why: the error COLO ended with). */
+static void secondary_mark_unusable(struct colo *c)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->unusable, sizeof(c->unusable), "%s", c->error);
+	pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * The checkpoint's pages into RAM (memory reserved above: cannot fail), then
  * the participants. Should one fail even so, RAM and devices are the new
@@ -221,11 +229,8 @@ static int secondary_finish_apply(struct colo *c)
 	for_each_flush_run(c, copy_run);
 	memset(c->cache_dirty, 0, dirty_bitmap_words(c->vm) * sizeof(uint64_t));
 	ret = colo_run_participants(c, COLO_STEP_APPLIED, c->checkpoint_mark);
-	if (ret < 0) {
-		pthread_mutex_lock(&c->lock);
-		snprintf(c->unusable, sizeof(c->unusable), "%s", c->error);
-		pthread_mutex_unlock(&c->lock);
-	}
+	if (ret < 0)
+		secondary_mark_unusable(c);
 	return ret;
 }
 
@@ -389,8 +394,11 @@ void *colo_secondary_thread(void *arg)
 
 	if (ret < 0)
 		colo_fail(c, "cannot set up the RAM cache: %s", strerror(-ret));
-	if (ret == 0 && (ret = colo_run_participants(c, COLO_STEP_START, 0)) == 0 &&
-	    (ret = vm_start(c->vm)) < 0)
+	/* A participant that could not start (a disk copy cut short) leaves this
+	 * VM with state that is not the primary's: it must never run. */
+	if (ret == 0 && (ret = colo_run_participants(c, COLO_STEP_START, 0)) < 0)
+		secondary_mark_unusable(c);
+	else if (ret == 0 && (ret = vm_start(c->vm)) < 0)
 		colo_fail(c, "cannot start the VM: %s", strerror(-ret));
 	if (ret == 0)
 		secondary_loop(c);

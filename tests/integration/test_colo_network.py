@@ -151,7 +151,7 @@ def wait_for(fn, timeout=20.0, what="condition"):
 
 @pytest.fixture
 def pair(start_vm, cleanup, tmp_path):
-    def make(extra="", services="echo+kv+http", disk_mib=0):
+    def make(extra="", services="echo+kv+http", disk_mib=0, sec_disk_dir=None, wait_colo=True):
         net = PairNet(cleanup)
         _port[0] += 1
         addr = f"127.0.0.1:{_port[0]}"
@@ -159,8 +159,9 @@ def pair(start_vm, cleanup, tmp_path):
                    + (f",{extra}" if extra else ""))
         disks = {}
         for side in ("pri", "sec") if disk_mib else ():  # the secondary's starts empty: COLO copies it
-            disks[side] = ["--disk", str(tmp_path / f"{side}.img")]
-            with open(tmp_path / f"{side}.img", "wb") as f:
+            path = (sec_disk_dir if side == "sec" and sec_disk_dir else tmp_path) / f"{side}.img"
+            disks[side] = ["--disk", str(path)]
+            with open(path, "wb") as f:
                 f.truncate(disk_mib << 20)
         sec = start_vm(["secondary", "--listen", addr, "--mem", "256M", "--net",
                         f"tap=tap-sec,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s.sock")]
@@ -172,8 +173,9 @@ def pair(start_vm, cleanup, tmp_path):
                         "--mismatch-pcap", str(tmp_path / "mismatch.pcap"), "--cmdline", cmdline]
                        + disks.get("pri", []), netns=net.name, name="pri", command=None)
         qp = QMP(str(tmp_path / "p.sock"))
-        wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
-                 what="the pair to enter COLO")
+        if wait_colo:
+            wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
+                     what="the pair to enter COLO")
         pri.wait_console(r"net: up")
         return net, pri, qp, sec, qs
     return make
@@ -304,6 +306,31 @@ def test_replicated_disk_equals_the_primarys(pair, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
     assert qp.execute("cont") == {"return": {}}
+
+
+def test_secondary_disk_full_refuses_protection(pair, cleanup, tmp_path):
+    """The secondary's file system cannot hold the copy of the primary's disk: COLO
+    does not start and says why, the primary serves on with its disk, and the
+    secondary, holding half a disk, refuses to ever take over."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    cleanup.add(lambda: subprocess.run(["umount", "-l", str(small)]))
+    net, pri, qp, sec, qs = pair(extra="kvdisk=1", services="kv", disk_mib=16, sec_disk_dir=small,
+                                 wait_colo=False)
+    def primary_error():
+        st = qp.execute("query-colo-status")["return"]
+        return st.get("x-error") if st["reason"] == "error" else None
+    why = wait_for(primary_error, what="the primary to give up protecting")
+    assert "disk0 cannot start: No space left on device" in why, why
+    assert qp.execute("query-colo-status")["return"]["mode"] == "none"
+    assert redis(net, "SET", "still", "served") == "OK"
+    assert redis(net, "GET", "still") == "served"
+    wait_for(lambda: qs.execute("query-colo-status")["return"]["reason"] == "error",
+             what="the secondary to leave COLO")
+    r = qs.execute("x-colo-lost-heartbeat")
+    assert "this secondary cannot take over: disk0 cannot start" in r["error"]["desc"], r
+    assert qs.execute("query-status")["return"]["status"] != "running"
 
 
 def test_echo_over_ipv6_survives_failover(pair):
