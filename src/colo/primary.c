@@ -202,8 +202,10 @@ static int primary_checkpoint(struct colo *c, enum colo_reason why)
 	if ((ret = colo_expect_msg(c, COLO_MSG_CHECKPOINT_REPLY, NULL)))
 		return ret;
 	t_stop = stream_now_ns();
-	if ((ret = vm_pause_quiet(c->vm)) < 0) /* also when stopped: `cont` must wait */
+	if ((ret = vm_pause_quiet(c->vm)) < 0) { /* also when stopped: `cont` must wait */
+		colo_fail(c, "cannot stop the VM for a checkpoint: %s", strerror(-ret));
 		return ret;
+	}
 	t_stopped = stream_now_ns();
 	ret = colo_run_participants(c, COLO_STEP_PREPARE, 0);
 	if (ret == 0)

@@ -411,36 +411,43 @@ int vm_resume_quiet(struct vm *vm) { return vm_resume_emit(vm, false); }
  * `stop` during a checkpoint outlives its end, and a checkpoint of a stopped
  * VM still refuses `cont` while it copies the state.
  */
+/* state_lock held, the VM paused by someone: take our hold too; unlocks. */
+static int vm_join_pause(struct vm *vm, bool emit)
+{
+	bool newly = emit && !vm->user_paused;
+
+	if (emit)
+		vm->user_paused = 1;
+	else
+		vm->checkpoint_pause = 1;
+	pthread_mutex_unlock(&vm->state_lock);
+	if (newly)
+		vm_emit(vm, VM_EVENT_STOP, NULL);
+	return 0;
+}
+
 static int vm_pause_emit(struct vm *vm, bool emit)
 {
 	pthread_mutex_lock(&vm->state_lock);
-	vm_wait_devices_settled(vm);
-	if (vm->state == VM_STATE_PAUSED) {
-		bool newly = emit && !vm->user_paused;
+	for (;;) {
+		vm_wait_devices_settled(vm);
+		if (vm->state == VM_STATE_PAUSED)
+			return vm_join_pause(vm, emit);
+		if (vm->state != VM_STATE_RUNNING) {
+			int ret = vm->state == VM_STATE_POSTMIGRATE ? 0 : -EINVAL;
 
-		if (emit)
-			vm->user_paused = 1;
-		else
-			vm->checkpoint_pause = 1;
-		pthread_mutex_unlock(&vm->state_lock);
-		if (newly)
-			vm_emit(vm, VM_EVENT_STOP, NULL);
-		return 0;
-	}
-	if (vm->state != VM_STATE_RUNNING) {
-		int ret = vm->state == VM_STATE_POSTMIGRATE ? 0 : -EINVAL;
-
-		pthread_mutex_unlock(&vm->state_lock);
-		return ret;
-	}
-	vm->pause_requested = 1;
-	vcpu_kick(vm->vcpu);
-	vm_wake_idle(vm);
-	while (!vm->vcpu_parked && vm->state == VM_STATE_RUNNING)
-		pthread_cond_wait(&vm->state_cond, &vm->state_lock);
-	if (vm->state != VM_STATE_RUNNING) {
-		pthread_mutex_unlock(&vm->state_lock);
-		return -EINVAL;
+			pthread_mutex_unlock(&vm->state_lock);
+			return ret;
+		}
+		vm->pause_requested = 1;
+		vcpu_kick(vm->vcpu);
+		vm_wake_idle(vm);
+		while (!vm->vcpu_parked && vm->state == VM_STATE_RUNNING)
+			pthread_cond_wait(&vm->state_cond, &vm->state_lock);
+		if (vm->state == VM_STATE_RUNNING)
+			break;
+		/* A pause that waited beside ours got there first (a `stop` during a
+		 * checkpoint's pause, or the other way round): join it. */
 	}
 	vm->state = VM_STATE_PAUSED;
 	vm->checkpoint_pause = !emit;
