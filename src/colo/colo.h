@@ -86,6 +86,11 @@ struct colo_participant {
 	uint64_t (*mark)(void *opaque);
 	/* Either side: COLO has ended and the VM runs alone. */
 	void (*failover)(void *opaque);
+	/* x-check-disk (a test hook): the primary, VM stopped, digests the state
+	 * it keeps outside the VM; the secondary, the checkpoint applied, checks
+	 * that its own state digests the same (-EILSEQ if not, and says why). */
+	int (*digest)(void *opaque, uint64_t *digest);
+	int (*verify)(void *opaque, uint64_t primary_digest);
 };
 #define COLO_MAX_PARTICIPANTS 8
 
@@ -109,6 +114,7 @@ struct colo_stats {
 	uint64_t phase_apply_us;   /* .. vmstate-loaded: the secondary applied and runs */
 	uint64_t ram_checks;               /* checkpoints whose RAM hash was compared and equal */
 	uint64_t last_ram_hash;
+	uint64_t disk_checks;              /* participants' digests (disks) compared and equal */
 };
 
 /* Where the primary's test hook can stall a checkpoint (x-colo-test stall-in). */
@@ -151,6 +157,10 @@ void colo_set_peer_uri(struct colo *c, const char *uri);
 void colo_set_listen_fd(struct colo *c, int fd);
 /* x-check-ram: every checkpoint's RAM hash is compared. */
 void colo_set_check_ram(struct colo *c, bool on);
+/* x-check-disk: every checkpoint carries each replicated disk's digest, and the
+ * secondary compares its disk as its guest sees it (a test hook: each side
+ * reads its whole disk per checkpoint, within the checkpoint's pause). */
+void colo_set_check_disk(struct colo *c, bool on);
 uint32_t colo_get_delay(struct colo *c);
 void colo_set_exit_handler(struct colo *c, colo_exit_fn fn, void *opaque);
 struct colo_test_hooks *colo_test_hooks(struct colo *c);

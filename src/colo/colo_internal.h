@@ -6,6 +6,7 @@
 
 #include "colo/colo.h"
 #include "state/stream.h"
+#include "state/vmstate.h"
 #include "util/sbuf.h"
 
 #define COLO_HEARTBEAT_MS 200
@@ -54,6 +55,7 @@ struct colo {
 	uint64_t next_periodic_ns;
 	uint64_t *bitmap;
 	bool check_ram;
+	bool check_disk;
 	bool resume_vm;             /* the VM ran before the stop-and-copy: run it again */
 
 	/* Secondary */
@@ -108,6 +110,11 @@ bool colo_await_takeover(struct colo *c);
 /* Every participant's hook for `step`, in order; the first error ends the
  * step (colo_fail names the participant). `mark` is for COLO_STEP_APPLIED. */
 int colo_run_participants(struct colo *c, enum colo_step step, uint64_t mark);
+/* Primary, VM stopped: a DIGEST section for each participant with a digest hook. */
+int colo_write_participant_digests(struct colo *c, struct stream_out *out);
+/* Secondary, the checkpoint applied: each digest that came with it, checked by
+ * the participant of that name; one that is missing or differs fails. */
+int colo_verify_participant_digests(struct colo *c, const struct vmstate_digest *d, int n);
 /* The mark of the participant that has one (0 if none). */
 uint64_t colo_participant_mark(struct colo *c);
 void colo_record_pause(struct colo *c, uint64_t pause_us);

@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "block/digest.h"
 #include "block/mirror.h"
 #include "block/nbd_client.h"
 #include "block/nbd_server.h"
@@ -246,6 +247,33 @@ static int disk_applied(void *opaque, uint64_t mark)
 	return d->role == COLO_MODE_SECONDARY ? repl_do_checkpoint(d->repl) : 0;
 }
 
+/* x-check-disk, primary, VM stopped: the local image (its writes all done). */
+static int disk_digest(void *opaque, uint64_t *digest)
+{
+	struct colo_disk *d = opaque;
+
+	return d->role == COLO_MODE_PRIMARY ? blk_backend_digest(d->mirror, digest) : -EINVAL;
+}
+
+/* x-check-disk, secondary, checkpoint applied: the disk as the guest reads it
+ * (through the overlays) must be the primary's image. */
+static int disk_verify(void *opaque, uint64_t primary_digest)
+{
+	struct colo_disk *d = opaque;
+	uint64_t mine;
+	int ret;
+
+	if (d->role != COLO_MODE_SECONDARY)
+		return -EINVAL;
+	if ((ret = blk_backend_digest(repl_backend(d->repl), &mine)) < 0)
+		return ret;
+	if (mine == primary_digest)
+		return 0;
+	log_error("COLO %s: digest %016llx, the primary's %016llx", d->name, (unsigned long long)mine,
+		  (unsigned long long)primary_digest);
+	return -EILSEQ;
+}
+
 static void disk_failover(void *opaque)
 {
 	struct colo_disk *d = opaque;
@@ -310,7 +338,8 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 	if (ret == 0)
 		ret = colo_add_participant(c, &(struct colo_participant){
 			.name = d->name, .opaque = d, .start = disk_start, .prepare = disk_prepare,
-			.applied = disk_applied, .failover = disk_failover });
+			.applied = disk_applied, .failover = disk_failover, .digest = disk_digest,
+			.verify = disk_verify });
 	if (ret < 0) {
 		blk_backend_close(*guest); /* NULL-safe: what was built so far */
 		free(d);

@@ -88,6 +88,7 @@ void colo_set_peer_uri(struct colo *c, const char *uri)
 void colo_set_listen_fd(struct colo *c, int fd) { c->listen_fd = fd; }
 
 void colo_set_check_ram(struct colo *c, bool on) { __atomic_store_n(&c->check_ram, on, __ATOMIC_RELEASE); }
+void colo_set_check_disk(struct colo *c, bool on) { __atomic_store_n(&c->check_disk, on, __ATOMIC_RELEASE); }
 
 uint32_t colo_get_delay(struct colo *c)
 {
@@ -123,6 +124,55 @@ uint64_t colo_participant_mark(struct colo *c)
 	for (int i = 0; i < c->n_participants; i++)
 		if (c->participants[i].mark)
 			return c->participants[i].mark(c->participants[i].opaque);
+	return 0;
+}
+
+int colo_write_participant_digests(struct colo *c, struct stream_out *out)
+{
+	for (int i = 0; i < c->n_participants; i++) {
+		const struct colo_participant *p = &c->participants[i];
+		uint64_t digest;
+		int ret;
+
+		if (!p->digest)
+			continue;
+		if ((ret = p->digest(p->opaque, &digest)) < 0) {
+			colo_fail(c, "%s cannot digest its state: %s", p->name, strerror(-ret));
+			return ret;
+		}
+		if ((ret = vmstate_write_digest(out, p->name, digest)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static const struct colo_participant *participant_named(struct colo *c, const char *name)
+{
+	for (int i = 0; i < c->n_participants; i++)
+		if (!strcmp(c->participants[i].name, name))
+			return &c->participants[i];
+	return NULL;
+}
+
+int colo_verify_participant_digests(struct colo *c, const struct vmstate_digest *d, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct colo_participant *p = participant_named(c, d[i].name);
+		int ret;
+
+		if (!p || !p->verify) {
+			colo_fail(c, "the primary checks %s, which this secondary does not have", d[i].name);
+			return -EPROTO;
+		}
+		if ((ret = p->verify(p->opaque, d[i].value)) < 0) {
+			colo_fail(c, "%s %s", p->name, ret == -EILSEQ ? "differs from the primary's after the checkpoint"
+								 : "cannot be checked");
+			return ret;
+		}
+		pthread_mutex_lock(&c->lock);
+		c->stats.disk_checks++;
+		pthread_mutex_unlock(&c->lock);
+	}
 	return 0;
 }
 

@@ -35,7 +35,8 @@ static void primary_test_stall(struct colo *c, enum colo_test_phase at)
 
 /*
  * RAM dirtied since the last checkpoint and not sent ahead (c->bitmap holds
- * what the pre-copy left), then END; optionally a hash of all RAM.
+ * what the pre-copy left), then END; optionally a hash of all RAM and the
+ * participants' digests (x-check-ram, x-check-disk).
  */
 static int primary_send_ram(struct colo *c)
 {
@@ -61,6 +62,9 @@ static int primary_send_ram(struct colo *c)
 		if ((ret = vmstate_write_ram_hash(&c->out, hash)))
 			return ret;
 	}
+	if (__atomic_load_n(&c->check_disk, __ATOMIC_ACQUIRE) &&
+	    (ret = colo_write_participant_digests(c, &c->out)))
+		return ret;
 	pthread_mutex_lock(&c->lock);
 	c->stats.pages += rs.pages;
 	c->stats.bytes += rs.bytes;

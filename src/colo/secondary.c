@@ -219,16 +219,18 @@ static void secondary_mark_unusable(struct colo *c)
 
 /*
  * The checkpoint's pages into RAM (memory reserved above: cannot fail), then
- * the participants. Should one fail even so, RAM and devices are the new
+ * the participants, and the digests the primary sent (x-check-disk). Should one fail even so, RAM and devices are the new
  * checkpoint's and its state is not: this SVM may never run again.
  */
-static int secondary_finish_apply(struct colo *c)
+static int secondary_finish_apply(struct colo *c, const struct vmstate_loader *l)
 {
 	int ret;
 
 	for_each_flush_run(c, copy_run);
 	memset(c->cache_dirty, 0, dirty_bitmap_words(c->vm) * sizeof(uint64_t));
 	ret = colo_run_participants(c, COLO_STEP_APPLIED, c->checkpoint_mark);
+	if (ret == 0)
+		ret = colo_verify_participant_digests(c, l->digests, l->ndigests);
 	if (ret < 0)
 		secondary_mark_unusable(c);
 	return ret;
@@ -299,7 +301,7 @@ static int secondary_checkpoint(struct colo *c)
 		ret = secondary_validate_and_apply_machine(c, l);
 		applied = ret == 0;
 	}
-	if (applied && (ret = secondary_finish_apply(c)) == 0) {
+	if (applied && (ret = secondary_finish_apply(c, l)) == 0) {
 		ret = colo_send_msg(c, COLO_MSG_VMSTATE_RECEIVED);
 		if (c->test.apply_delay_ms && colo_sleep_alive(c, c->test.apply_delay_ms) < 0)
 			ret = ret ? ret : -EPIPE;

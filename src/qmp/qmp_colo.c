@@ -157,7 +157,7 @@ static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *o
 	colo_get_stats(m->colo, s);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, s->last_ram_hash);
 	r = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
-		      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:s}",
+		      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:s, s:I}",
 		      "checkpoints", (json_int_t)s->checkpoints, "reasons",
 		      "periodic", (json_int_t)s->by_reason[COLO_REASON_PERIODIC],
 		      "request", (json_int_t)s->by_reason[COLO_REASON_REQUEST],
@@ -173,7 +173,8 @@ static json_t *cmd_query_colo_stats(json_t *args, struct qmp_error *err, void *o
 		      "device", (json_int_t)s->phase_device_us,
 		      "received", (json_int_t)s->phase_received_us,
 		      "apply", (json_int_t)s->phase_apply_us,
-		      "ram-checks", (json_int_t)s->ram_checks, "x-last-ram-hash", hash);
+		      "ram-checks", (json_int_t)s->ram_checks, "x-last-ram-hash", hash,
+		      "disk-checks", (json_int_t)s->disk_checks);
 	free(s);
 	return r;
 }

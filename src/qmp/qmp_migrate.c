@@ -85,8 +85,9 @@ static json_t *cmd_query_migrate(json_t *args, struct qmp_error *err, void *opaq
 
 static json_t *params_json(const struct migration *m, const struct migrate_params *p)
 {
-	return json_pack("{s:I, s:I, s:b, s:I}", "downtime-limit", (json_int_t)p->downtime_limit_ms,
+	return json_pack("{s:I, s:I, s:b, s:b, s:I}", "downtime-limit", (json_int_t)p->downtime_limit_ms,
 			 "max-bandwidth", (json_int_t)p->max_bandwidth, "x-check-ram", p->check_ram,
+			 "x-check-disk", p->check_disk,
 			 "x-checkpoint-delay", (json_int_t)(m->colo ? colo_get_delay(m->colo) : 0));
 }
 
@@ -114,6 +115,7 @@ static json_t *cmd_migrate_set_parameters(json_t *args, struct qmp_error *err, v
 		{ "downtime-limit", QMP_ARG_INT, false },
 		{ "max-bandwidth", QMP_ARG_INT, false },
 		{ "x-check-ram", QMP_ARG_BOOL, false },
+		{ "x-check-disk", QMP_ARG_BOOL, false },
 		{ "x-checkpoint-delay", QMP_ARG_INT, false },
 		{ NULL, 0, false },
 	};
@@ -135,9 +137,13 @@ static json_t *cmd_migrate_set_parameters(json_t *args, struct qmp_error *err, v
 		return NULL;
 	if (json_object_get(args, "x-check-ram"))
 		p.check_ram = json_is_true(json_object_get(args, "x-check-ram"));
+	if (json_object_get(args, "x-check-disk"))
+		p.check_disk = json_is_true(json_object_get(args, "x-check-disk"));
 	migration_set_params(m, &p);
-	if (m->colo) /* a running COLO pair follows the RAM check setting from the next checkpoint */
+	if (m->colo) { /* a running COLO pair follows the check settings from the next checkpoint */
 		colo_set_check_ram(m->colo, p.check_ram);
+		colo_set_check_disk(m->colo, p.check_disk);
+	}
 	return NULL;
 }
 

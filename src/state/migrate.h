@@ -45,6 +45,7 @@ struct migrate_params {
 	uint64_t downtime_limit_ms;
 	uint64_t max_bandwidth; /* bytes/s, 0 = unlimited */
 	bool check_ram;         /* send / verify a hash of all RAM at switchover (test hook) */
+	bool check_disk;        /* COLO: every checkpoint checks the replicated disks (test hook) */
 };
 
 struct migrate_stats {

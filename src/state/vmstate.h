@@ -39,6 +39,16 @@ enum vmstate_section_type {
 	VMSTATE_SEC_END = 6,
 	VMSTATE_SEC_RAM_HASH = 7, /* optional: XXH3-64 of all RAM as the writer saw it */
 	VMSTATE_SEC_COLO = 8,     /* empty: the sender enters COLO after this migration */
+	VMSTATE_SEC_DIGEST = 9,   /* COLO checkpoint, optional: a named digest of state outside
+				   * the VM (a replicated disk), for the receiver to compare */
+};
+
+/* A DIGEST section's payload. */
+#define VMSTATE_DIGEST_NAME_MAX 15
+#define VMSTATE_MAX_DIGESTS 8
+struct vmstate_digest {
+	char name[VMSTATE_DIGEST_NAME_MAX + 1]; /* NUL-terminated */
+	uint64_t value;
 };
 
 struct vmstate_ram_stats {
@@ -69,6 +79,8 @@ uint64_t vmstate_ram_hash_overlay(const struct vm *vm, const uint8_t *overlay, c
 int vmstate_write_colo(struct stream_out *out);
 /* A RAM_HASH section: the loader compares it with its own RAM once loaded. */
 int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash);
+/* A DIGEST section (a COLO checkpoint's RAM body): the loader only records it. */
+int vmstate_write_digest(struct stream_out *out, const char *name, uint64_t value);
 
 /* ---- reading ---- */
 struct vmstate_device_record {
@@ -95,7 +107,9 @@ struct vmstate_loader {
 	int ram_target_fd; /* the memfd behind ram_target (memory reserved per run), or -1 */
 	uint64_t *ram_target_dirty;
 	int ram_hash_expected;
-	int ram_only; /* body: RAM, RAM_HASH and END only (else: machine sections and END) */
+	int ram_only; /* body: RAM, RAM_HASH, DIGEST and END only (else: machine sections and END) */
+	int ndigests; /* DIGEST sections, for the COLO secondary to compare */
+	struct vmstate_digest digests[VMSTATE_MAX_DIGESTS];
 	int colo_requested; /* a COLO section arrived */
 	uint64_t sections;
 	char error[256]; /* why the stream was refused */

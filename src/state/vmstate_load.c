@@ -268,6 +268,25 @@ static int check_ram_hash(struct vmstate_loader *l, const struct sbuf *b)
 	return 0;
 }
 
+/* Recorded for the COLO secondary, which compares it once the checkpoint is applied. */
+static int take_digest(struct vmstate_loader *l, const struct sbuf *b)
+{
+	struct vmstate_digest d;
+
+	if (b->len != sizeof(d))
+		return load_fail(l, "DIGEST section has %zu bytes", b->len);
+	memcpy(&d, b->data, sizeof(d));
+	if (memchr(d.name, 0, sizeof(d.name)) == NULL || !d.name[0])
+		return load_fail(l, "DIGEST section without a name");
+	if (l->ndigests == VMSTATE_MAX_DIGESTS)
+		return load_fail(l, "more than %d DIGEST sections", VMSTATE_MAX_DIGESTS);
+	for (int i = 0; i < l->ndigests; i++)
+		if (!strcmp(l->digests[i].name, d.name))
+			return load_fail(l, "two DIGEST sections for '%s'", d.name);
+	l->digests[l->ndigests++] = d;
+	return 0;
+}
+
 static int load_small_section(struct vmstate_loader *l, struct stream_in *in, uint32_t type,
 			      uint64_t len)
 {
@@ -281,6 +300,7 @@ static int load_small_section(struct vmstate_loader *l, struct stream_in *in, ui
 					   : type == VMSTATE_SEC_PLATFORM ? "PLATFORM"
 					   : type == VMSTATE_SEC_END ? "END"
 					   : type == VMSTATE_SEC_RAM_HASH ? "RAM_HASH"
+					   : type == VMSTATE_SEC_DIGEST ? "DIGEST"
 					   : type == VMSTATE_SEC_COLO ? "COLO" : "DEVICE");
 	if (ret == 0 && type == VMSTATE_SEC_CONFIG)
 		ret = check_config(l, &b);
@@ -288,6 +308,8 @@ static int load_small_section(struct vmstate_loader *l, struct stream_in *in, ui
 		ret = take_device_record(l, &b);
 	else if (ret == 0 && type == VMSTATE_SEC_RAM_HASH)
 		ret = check_ram_hash(l, &b);
+	else if (ret == 0 && type == VMSTATE_SEC_DIGEST)
+		ret = take_digest(l, &b);
 	else if (ret == 0 && type == VMSTATE_SEC_COLO)
 		l->colo_requested = 1;
 	sbuf_free(&b);
@@ -315,12 +337,13 @@ static int load_header(struct vmstate_loader *l, struct stream_in *in)
 static int section_allowed(const struct vmstate_loader *l, uint32_t type)
 {
 	if (!l->ram_target)
-		return 1;
+		return type != VMSTATE_SEC_DIGEST;
 	if (type == VMSTATE_SEC_CONFIG || type == VMSTATE_SEC_COLO)
 		return 0;
 	if (l->ram_only)
-		return type == VMSTATE_SEC_RAM || type == VMSTATE_SEC_RAM_HASH || type == VMSTATE_SEC_END;
-	return type != VMSTATE_SEC_RAM && type != VMSTATE_SEC_RAM_HASH;
+		return type == VMSTATE_SEC_RAM || type == VMSTATE_SEC_RAM_HASH ||
+		       type == VMSTATE_SEC_DIGEST || type == VMSTATE_SEC_END;
+	return type != VMSTATE_SEC_RAM && type != VMSTATE_SEC_RAM_HASH && type != VMSTATE_SEC_DIGEST;
 }
 
 int vmstate_load_stream(struct vmstate_loader *l, struct stream_in *in)
@@ -345,7 +368,7 @@ int vmstate_load_stream_body(struct vmstate_loader *l, struct stream_in *in)
 		if (stream_in_read(in, hdr, 8) < 0 || stream_in_read(in, &len, 8) < 0)
 			return load_io_fail(l, in, "section header");
 		l->sections++;
-		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_COLO)
+		if (hdr[0] < VMSTATE_SEC_CONFIG || hdr[0] > VMSTATE_SEC_DIGEST)
 			return load_fail(l, "unknown section type %u", hdr[0]);
 		if (hdr[1] != 1)
 			return load_fail(l, "section type %u has unsupported version %u", hdr[0], hdr[1]);

@@ -174,6 +174,16 @@ int vmstate_write_ram_hash(struct stream_out *out, uint64_t hash)
 	return vmstate_write_section(out, VMSTATE_SEC_RAM_HASH, 1, &hash, sizeof(hash));
 }
 
+int vmstate_write_digest(struct stream_out *out, const char *name, uint64_t value)
+{
+	struct vmstate_digest d = { .value = value };
+
+	if (strlen(name) > VMSTATE_DIGEST_NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(d.name, name, strlen(name));
+	return vmstate_write_section(out, VMSTATE_SEC_DIGEST, 1, &d, sizeof(d));
+}
+
 int vmstate_write_colo(struct stream_out *out)
 {
 	return vmstate_write_section(out, VMSTATE_SEC_COLO, 1, NULL, 0);

@@ -308,6 +308,43 @@ def test_replicated_disk_equals_the_primarys(pair, tmp_path):
     assert qp.execute("cont") == {"return": {}}
 
 
+def test_replicated_disk_checked_after_every_checkpoint(pair, tmp_path):
+    """x-check-disk: every checkpoint carries a digest of the primary's image (its
+    writes drained), and the secondary compares its disk as its guest reads it,
+    through the overlays, once the checkpoint is applied. Under a SET load (disk
+    writes between checkpoints) every check passes; a secondary image changed behind
+    lockstep's back fails the next one: the secondary refuses the takeover and the
+    primary serves on."""
+    net, pri, qp, sec, qs = pair(extra="kvdisk=1", services="kv", disk_mib=16)
+    assert qp.execute("migrate-set-parameters", {"x-check-disk": True}) == {"return": {}}
+    assert qp.execute("query-migrate-parameters")["return"]["x-check-disk"] is True
+    wait_for(lambda: counters(qs)["disk-checks"] > 0, what="a first disk check")
+    before = counters(qs)
+    net.run(["redis-benchmark", "-h", net.GUEST_IP, "-t", "set", "-n", "2000", "-c", "4", "-q"],
+            timeout=120)
+    wait_for(lambda: counters(qs)["disk-checks"] >= before["disk-checks"] + 3,
+             what="disk checks after the load")
+    after = counters(qs)
+    assert after["checkpoints"] - before["checkpoints"] >= 3, (before, after)
+    assert qs.execute("query-colo-status")["return"]["mode"] == "secondary"
+    assert redis(net, "DBSIZE") != "0"
+    # The secondary's image changes where no one writes: the next check must fail.
+    with open(tmp_path / "sec.img", "r+b") as f:
+        f.seek(15 << 20)
+        f.write(b"\xee" * 4096)
+    def secondary_error():
+        st = qs.execute("query-colo-status")["return"]
+        return st.get("x-error") if st["reason"] == "error" else None
+    why = wait_for(secondary_error, what="the secondary to fail the disk check")
+    assert "disk0 differs from the primary's after the checkpoint" in why, why
+    r = qs.execute("x-colo-lost-heartbeat")
+    assert "this secondary cannot take over: disk0 differs" in r["error"]["desc"], r
+    wait_for(lambda: qp.execute("query-colo-status")["return"]["mode"] == "none",
+             what="the primary to run alone")
+    assert redis(net, "SET", "after", "check") == "OK"
+    assert redis(net, "GET", "after") == "check"
+
+
 def test_secondary_disk_full_refuses_protection(pair, cleanup, tmp_path):
     """The secondary's file system cannot hold the copy of the primary's disk: COLO
     does not start and says why, the primary serves on with its disk, and the

@@ -268,6 +268,49 @@ static void test_fail_step_hook_fails_once(void **state)
 	assert_int_equal(colo_run_participants(&colo, COLO_STEP_APPLIED, 0), 0);
 }
 
+static int digest_of_opaque(void *opaque, uint64_t *digest)
+{
+	*digest = (uint64_t)(uintptr_t)opaque;
+	return 0;
+}
+
+static int verify_against_opaque(void *opaque, uint64_t primary_digest)
+{
+	return primary_digest == (uint64_t)(uintptr_t)opaque ? 0 : -EILSEQ;
+}
+
+/* x-check-disk: the primary's digests go into the stream as DIGEST sections;
+ * the secondary checks each with the participant of its name. */
+static void test_participant_digests(void **state)
+{
+	struct vmstate_digest d[3] = { { "disk0", 7 }, { "disk1", 9 }, { "disk9", 7 } };
+	struct stream_out out;
+	struct sbuf b;
+
+	(void)state;
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){
+		.name = "disk0", .opaque = (void *)7, .digest = digest_of_opaque, .verify = verify_against_opaque }), 0);
+	assert_int_equal(colo_add_participant(&colo, &(struct colo_participant){
+		.name = "disk1", .opaque = (void *)8, .digest = digest_of_opaque, .verify = verify_against_opaque }), 0);
+	sbuf_init(&b);
+	assert_int_equal(stream_out_init_capture(&out, &b), 0);
+	assert_int_equal(colo_write_participant_digests(&colo, &out), 0);
+	assert_int_equal(stream_out_flush(&out), 0);
+	assert_int_equal(b.len, 2 * (16 + sizeof(struct vmstate_digest) + 8)); /* header, payload, checksum */
+	assert_non_null(memmem(b.data, b.len, "disk1", 5));
+	stream_out_free(&out);
+	sbuf_free(&b);
+
+	assert_int_equal(colo_verify_participant_digests(&colo, d, 1), 0);
+	assert_int_equal(colo.stats.disk_checks, 1);
+	assert_int_equal(colo_verify_participant_digests(&colo, d, 2), -EILSEQ);
+	assert_string_equal(colo.error, "disk1 differs from the primary's after the checkpoint");
+	colo.error[0] = '\0'; /* the first error is kept */
+	assert_int_equal(colo_verify_participant_digests(&colo, &d[2], 1), -EPROTO);
+	assert_string_equal(colo.error, "the primary checks disk9, which this secondary does not have");
+	assert_int_equal(colo.stats.disk_checks, 2);
+}
+
 static void test_unusable_secondary_refuses_the_takeover(void **state)
 {
 	(void)state;
@@ -293,6 +336,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fail_step_hook_fails_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_secondary_refuses_the_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_participant_digests, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

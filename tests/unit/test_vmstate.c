@@ -551,9 +551,13 @@ static void test_refuses_bad_sections(void **state)
 	uint32_t type;
 	uint64_t huge[2];
 
-	type = 9;
+	type = 10;
 	build_custom(vm, add_unknown_type, &type, &s);
-	expect_refused(vm, &s, 0, "unknown section type 9");
+	expect_refused(vm, &s, 0, "unknown section type 10");
+	sbuf_free(&s);
+	type = VMSTATE_SEC_DIGEST; /* only in a COLO checkpoint's RAM part */
+	build_custom(vm, add_unknown_type, &type, &s);
+	expect_refused(vm, &s, 0, "section type 9 not allowed here");
 	sbuf_free(&s);
 	type = 0;
 	build_custom(vm, add_unknown_type, &type, &s);
@@ -1036,6 +1040,85 @@ static void test_checkpoint_body_into_cache(void **state)
 	free(l);
 	memvm_free(src);
 	memvm_free(dst);
+}
+
+/* The RAM part of a checkpoint with the given DIGEST sections, then END. */
+static void digest_body(struct vm *vm, const char *const *names, int n, struct sbuf *out)
+{
+	uint64_t bitmap[MEM_PAGES / 64] = { 1 };
+	struct writer w;
+
+	writer_open(&w);
+	assert_int_equal(vmstate_write_ram(&w.out, vm, bitmap, NULL), 0);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(vmstate_write_digest(&w.out, names[i], 0x1000u + (uint64_t)i), 0);
+	assert_int_equal(vmstate_write_end(&w.out), 0);
+	writer_close(&w, out);
+}
+
+/* DIGEST sections (replicated disks) are recorded for the COLO secondary; bad ones refused. */
+static void test_checkpoint_digests(void **state)
+{
+	static const char *const two[] = { "disk0", "disk1" }, *const dup[] = { "disk0", "disk0" };
+	static const char *const many[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i" };
+	struct memvm *vm = memvm_new(MEM_SIZE, default_names);
+	struct vmstate_loader *l = malloc(sizeof(*l));
+	uint8_t *cache = calloc(1, MEM_SIZE);
+	uint64_t dirty[MEM_PAGES / 64] = { 0 };
+	struct writer w;
+	struct sbuf s;
+
+	(void)state;
+	digest_body(&vm->vm, two, 2, &s);
+	cache_loader_init(l, &vm->vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s.data, s.len), 0);
+	assert_int_equal(l->ndigests, 2);
+	assert_string_equal(l->digests[0].name, "disk0");
+	assert_int_equal(l->digests[0].value, 0x1000);
+	assert_string_equal(l->digests[1].name, "disk1");
+	assert_int_equal(l->digests[1].value, 0x1001);
+	vmstate_loader_free(l);
+	sbuf_free(&s);
+
+	digest_body(&vm->vm, dup, 2, &s);
+	cache_loader_init(l, &vm->vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
+	assert_non_null(strstr(l->error, "two DIGEST sections for 'disk0'"));
+	vmstate_loader_free(l);
+	sbuf_free(&s);
+
+	digest_body(&vm->vm, many, 9, &s);
+	cache_loader_init(l, &vm->vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
+	assert_non_null(strstr(l->error, "more than 8 DIGEST sections"));
+	vmstate_loader_free(l);
+	sbuf_free(&s);
+
+	/* A name without its NUL, a payload of the wrong size, an overlong name. */
+	writer_open(&w);
+	put_section_v(&w.out, VMSTATE_SEC_DIGEST, 1, "0123456789abcdef01234567", 24);
+	writer_close(&w, &s);
+	cache_loader_init(l, &vm->vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
+	assert_non_null(strstr(l->error, "DIGEST section without a name"));
+	vmstate_loader_free(l);
+	sbuf_free(&s);
+	writer_open(&w);
+	put_section_v(&w.out, VMSTATE_SEC_DIGEST, 1, "disk0", 5);
+	writer_close(&w, &s);
+	cache_loader_init(l, &vm->vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
+	assert_non_null(strstr(l->error, "DIGEST section has 5 bytes"));
+	vmstate_loader_free(l);
+	sbuf_free(&s);
+	writer_open(&w);
+	assert_int_equal(vmstate_write_digest(&w.out, "a-name-of-16-chr", 1), -ENAMETOOLONG);
+	writer_close(&w, &s);
+	sbuf_free(&s);
+
+	free(cache);
+	free(l);
+	memvm_free(vm);
 }
 
 /* ---- (c) machine state on a real VM, (d) dirty tracking: need KVM ---- */
@@ -1529,6 +1612,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_bad_device_sections, rig_setup, rig_teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_ram_hash_mismatch, rig_setup, rig_teardown),
 		cmocka_unit_test(test_checkpoint_body_into_cache),
+		cmocka_unit_test(test_checkpoint_digests),
 		cmocka_unit_test(test_ram_hash_overlay),
 		cmocka_unit_test(test_checkpoint_body_reserves_cache_memory),
 	};
