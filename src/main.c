@@ -48,6 +48,7 @@ struct run_ctx {
 	struct virtio_net *nic;
 	struct colo_net *colo_net;
 	struct colo_disk *colo_disks[RUN_MAX_DISKS];
+	struct qmp_blk_disks blk_disks; /* colo_disks, for query-block-jobs */
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -286,8 +287,9 @@ static int run_setup(struct run_ctx *c)
 			log_error("qmp socket %s: %s", c->args.qmp_path, strerror(-ret));
 			return ret;
 		}
+		c->blk_disks = (struct qmp_blk_disks){ c->colo_disks, RUN_MAX_DISKS };
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
-		    (ret = qmp_blk_bind(c->qmp, &c->vm)) ||
+		    (ret = qmp_blk_bind(c->qmp, &c->vm, &c->blk_disks)) ||
 		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
 		    (ret = qmp_colo_bind(c->qmp, &c->migration)) ||
 		    (c->colo_net && (ret = qmp_colo_net_bind(c->qmp, c->colo_net))))

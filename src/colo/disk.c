@@ -38,15 +38,62 @@ struct colo_disk {
 	int server_fd;                  /* the replication connection, -1 if none */
 	pthread_t server;
 	bool server_running;
+	/* What query-block-jobs shows: written on the COLO thread, read by QMP. */
+	pthread_mutex_t job_lock;
+	struct colo_disk_job job;
 };
 
+static void job_update(struct colo_disk *d, enum colo_disk_job_status status, uint64_t offset,
+		       const char *error)
+{
+	pthread_mutex_lock(&d->job_lock);
+	d->job.status = status;
+	d->job.offset = offset;
+	snprintf(d->job.error, sizeof(d->job.error), "%s", error ? error : "");
+	pthread_mutex_unlock(&d->job_lock);
+}
+
+void colo_disk_get_job(struct colo_disk *d, struct colo_disk_job *out)
+{
+	pthread_mutex_lock(&d->job_lock);
+	*out = d->job;
+	pthread_mutex_unlock(&d->job_lock);
+}
+
+const char *colo_disk_job_status_name(enum colo_disk_job_status s)
+{
+	static const char *const names[] = {
+		[COLO_DISK_JOB_NONE] = "none",
+		[COLO_DISK_JOB_RUNNING] = "running",
+		[COLO_DISK_JOB_READY] = "ready",
+		[COLO_DISK_JOB_CONCLUDED] = "concluded",
+	};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
 /* ---- primary ------------------------------------------------------------- */
+
+/* Each quarter of the copy, on stderr; every chunk, in query-block-jobs. */
+static void copy_progress(struct colo_disk *d, uint64_t done, uint64_t size, unsigned *quarters)
+{
+	unsigned now = size ? (unsigned)(done * 4 / size) : 4;
+
+	job_update(d, COLO_DISK_JOB_RUNNING, done, NULL);
+	if (now <= *quarters)
+		return;
+	*quarters = now;
+	log_notice("COLO %s: copied %llu of %llu MiB to the secondary (%llu%%)", d->name,
+		   (unsigned long long)(done >> 20), (unsigned long long)(size >> 20),
+		   (unsigned long long)(size ? done * 100 / size : 100));
+}
 
 /* The local image onto the secondary's disk, then read back and compared:
  * the secondary must start from exactly our disk. The VM is stopped. */
 static int copy_image(struct colo_disk *d, struct blk_backend *to)
 {
-	uint64_t size = blk_backend_size(d->mirror), next_report = 0;
+	uint64_t size = blk_backend_size(d->mirror);
+	unsigned quarters = 0;
 	uint8_t *a = malloc(DISK_COPY_CHUNK), *b = malloc(DISK_COPY_CHUNK);
 	int ret = a && b ? 0 : -ENOMEM;
 
@@ -61,11 +108,8 @@ static int copy_image(struct colo_disk *d, struct blk_backend *to)
 			log_error("COLO %s: the secondary's copy differs at byte %llu", d->name,
 				  (unsigned long long)off);
 			ret = -EIO;
-		}
-		if (off + n >= next_report) {
-			log_info("COLO %s: copied %llu of %llu MiB to the secondary", d->name,
-				 (unsigned long long)((off + n) >> 20), (unsigned long long)(size >> 20));
-			next_report += size / 4 + 1;
+		} else {
+			copy_progress(d, off + n, size, &quarters);
 		}
 	}
 	if (ret == 0)
@@ -111,7 +155,7 @@ static int connect_export(struct colo_disk *d, const struct colo_peer *peer, con
 	return ret;
 }
 
-static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
+static int primary_connect_and_copy(struct colo_disk *d, const struct colo_peer *peer)
 {
 	struct blk_backend *copy, *link;
 	int copy_fd, ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy, &copy_fd);
@@ -131,6 +175,22 @@ static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
 	return ret;
 }
 
+static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
+{
+	uint64_t size = blk_backend_size(d->mirror);
+	int ret;
+
+	job_update(d, COLO_DISK_JOB_RUNNING, 0, NULL);
+	ret = primary_connect_and_copy(d, peer);
+	if (ret < 0) {
+		job_update(d, COLO_DISK_JOB_CONCLUDED, d->job.offset, strerror(-ret));
+		return ret;
+	}
+	job_update(d, COLO_DISK_JOB_READY, size, NULL);
+	log_notice("COLO %s: the secondary's copy is verified; every write now goes to both", d->name);
+	return 0;
+}
+
 /*
  * Replication ends: the guest's writes go to the local image only. A write
  * may be waiting on a secondary that lost power (no RST: TCP would wait for
@@ -139,8 +199,13 @@ static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
  */
 static void primary_stop(struct colo_disk *d)
 {
+	char why[200] = "";
+
 	if (!d->forwarder)
 		return;
+	if (repl_get_error(d->forwarder, why, sizeof(why)) == 0)
+		why[0] = '\0';
+	job_update(d, COLO_DISK_JOB_CONCLUDED, d->job.len, why);
 	shutdown(d->link_fd, SHUT_RDWR);
 	blk_mirror_detach_replica(d->mirror);
 	repl_free(d->forwarder);
@@ -329,6 +394,9 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 	d->server_fd = -1;
 	d->link_fd = -1;
 	snprintf(d->name, sizeof(d->name), "disk%d", index);
+	pthread_mutex_init(&d->job_lock, NULL);
+	snprintf(d->job.device, sizeof(d->job.device), "%s", d->name);
+	d->job.len = blk_backend_size(image);
 	if (role == COLO_MODE_PRIMARY) {
 		ret = blk_mirror_create(image, &d->mirror);
 		*guest = d->mirror;
@@ -342,6 +410,7 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 			.verify = disk_verify });
 	if (ret < 0) {
 		blk_backend_close(*guest); /* NULL-safe: what was built so far */
+		pthread_mutex_destroy(&d->job_lock);
 		free(d);
 		return ret;
 	}
@@ -355,5 +424,6 @@ void colo_disk_free(struct colo_disk *d)
 		return;
 	primary_stop(d);
 	server_stop(d);
+	pthread_mutex_destroy(&d->job_lock);
 	free(d);
 }

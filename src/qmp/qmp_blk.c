@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 
+#include "colo/disk.h"
 #include "dev/virtio_blk.h"
 #include "qmp/qmp.h"
 #include "vm/vm.h"
@@ -70,7 +71,49 @@ static json_t *cmd_x_blk_test(json_t *args, struct qmp_error *err, void *opaque)
 	return blk_test_report(vm, b);
 }
 
-int qmp_blk_bind(struct qmp_server *s, struct vm *vm)
+static json_t *job_json(const struct colo_disk_job *j)
 {
-	return qmp_register(s, "x-blk-test", cmd_x_blk_test, vm);
+	json_t *r = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:b, s:b, s:s, s:s}", "type", "mirror",
+			      "device", j->device, "len", (json_int_t)j->len, "offset", (json_int_t)j->offset,
+			      "speed", (json_int_t)0, "busy", j->status == COLO_DISK_JOB_RUNNING,
+			      "paused", 0, "ready", j->status == COLO_DISK_JOB_READY,
+			      "status", colo_disk_job_status_name(j->status), "io-status",
+			      j->error[0] ? "failed" : "ok");
+
+	if (r && j->error[0])
+		json_object_set_new(r, "error", json_string(j->error));
+	return r;
+}
+
+/*
+ * query-block-jobs: QEMU's shape for a mirror job. On a COLO primary each
+ * replicated disk has one: "running" while its initial copy goes on (offset of
+ * len bytes copied and verified), "ready" once every write goes to both disks,
+ * "concluded" when replication ended (with the error that ended it, if any).
+ */
+static json_t *cmd_query_block_jobs(json_t *args, struct qmp_error *err, void *opaque)
+{
+	const struct qmp_blk_disks *jobs = opaque;
+	json_t *list;
+
+	if (qmp_args_check(args, err, NULL) < 0)
+		return NULL;
+	list = json_array();
+	for (int i = 0; list && i < jobs->ndisks; i++) {
+		struct colo_disk_job j;
+
+		if (!jobs->disks[i])
+			continue;
+		colo_disk_get_job(jobs->disks[i], &j);
+		if (j.status != COLO_DISK_JOB_NONE)
+			json_array_append_new(list, job_json(&j));
+	}
+	return list;
+}
+
+int qmp_blk_bind(struct qmp_server *s, struct vm *vm, const struct qmp_blk_disks *disks)
+{
+	int ret = qmp_register(s, "x-blk-test", cmd_x_blk_test, vm);
+
+	return ret < 0 ? ret : qmp_register(s, "query-block-jobs", cmd_query_block_jobs, (void *)disks);
 }

@@ -32,6 +32,15 @@ void log_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+void log_notice(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line("", fmt, ap);
+	va_end(ap);
+}
+
 void log_info(const char *fmt, ...)
 {
 	va_list ap;

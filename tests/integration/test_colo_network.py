@@ -295,6 +295,14 @@ def test_replicated_disk_equals_the_primarys(pair, tmp_path):
     primary's, byte for byte (its own guest's writes live in its overlay, not in the
     image): the initial copy and every write under a SET load reached it."""
     net, pri, qp, sec, qs = pair(extra="kvdisk=1", services="kv", disk_mib=16)
+    # The initial copy reported its progress, and its job now mirrors every write.
+    assert qp.execute("query-block-jobs")["return"] == [
+        {"type": "mirror", "device": "disk0", "len": 16 << 20, "offset": 16 << 20, "speed": 0,
+         "busy": False, "paused": False, "ready": True, "status": "ready", "io-status": "ok"}]
+    assert qs.execute("query-block-jobs")["return"] == []  # the primary runs the job
+    progress = re.findall(r"COLO disk0: copied (\d+) of 16 MiB to the secondary \((\d+)%\)", pri.stderr())
+    assert progress == [("4", "25"), ("8", "50"), ("12", "75"), ("16", "100")], pri.stderr()
+    assert "COLO disk0: the secondary's copy is verified" in pri.stderr()
     net.run(["redis-benchmark", "-h", net.GUEST_IP, "-t", "set", "-n", "3000", "-c", "4", "-q"],
             timeout=120)
     qp.execute("stop")  # its disk drained: nothing more reaches either image
@@ -341,6 +349,8 @@ def test_replicated_disk_checked_after_every_checkpoint(pair, tmp_path):
     assert "this secondary cannot take over: disk0 differs" in r["error"]["desc"], r
     wait_for(lambda: qp.execute("query-colo-status")["return"]["mode"] == "none",
              what="the primary to run alone")
+    job, = qp.execute("query-block-jobs")["return"]
+    assert job["status"] == "concluded" and not job["ready"], job  # its disk is its own again
     assert redis(net, "SET", "after", "check") == "OK"
     assert redis(net, "GET", "after") == "check"
 
@@ -361,6 +371,10 @@ def test_secondary_disk_full_refuses_protection(pair, cleanup, tmp_path):
     why = wait_for(primary_error, what="the primary to give up protecting")
     assert "disk0 cannot start: No space left on device" in why, why
     assert qp.execute("query-colo-status")["return"]["mode"] == "none"
+    job, = qp.execute("query-block-jobs")["return"]
+    assert (job["status"], job["io-status"], job["error"]) == ("concluded", "failed",
+                                                             "No space left on device"), job
+    assert job["offset"] < job["len"] == 16 << 20, job
     assert redis(net, "SET", "still", "served") == "OK"
     assert redis(net, "GET", "still") == "served"
     wait_for(lambda: qs.execute("query-colo-status")["return"]["reason"] == "error",
