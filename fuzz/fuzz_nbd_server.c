@@ -76,16 +76,17 @@ static void check(int cond)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct blk_backend *be;
-	struct nbd_export exp = { .name = "disk0" };
+	/* Two exports over one disk, the second in whole sectors (as replication's). */
+	struct nbd_export exps[2] = { { .name = "disk0" }, { .name = "disk1", .min_block = 512 } };
 	struct feed f;
 	char err[256];
 	int ret;
 
 	if (size < 1 || blk_mem_create(DISK_SIZE, data[0] & 0x80, &be) < 0)
 		return 0;
-	exp.be = be;
+	exps[0].be = exps[1].be = be;
 	f = (struct feed){ .p = data + 1, .left = size - 1, .piece = (size_t)(data[0] & 0x7f) + 1 };
-	ret = nbd_server_serve(&feed_ops, &f, &exp, err, sizeof(err));
+	ret = nbd_server_serve_exports(&feed_ops, &f, exps, 2, err, sizeof(err));
 	check(ret == 0 || ret == -ECONNRESET || ret == -EPROTO || ret == -EMSGSIZE || ret == -ENOENT);
 	check(ret == 0 || err[0] != '\0'); /* every failure says why */
 	check(f.greeted);

@@ -24,6 +24,7 @@
 #include "qmp/qmp_blk.h"
 #include "qmp/qmp_colo.h"
 #include "qmp/qmp_migrate.h"
+#include "qmp/qmp_nbd.h"
 #include "qmp/qmp_state.h"
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
@@ -49,6 +50,7 @@ struct run_ctx {
 	struct colo_net *colo_net;
 	struct colo_disk *colo_disks[RUN_MAX_DISKS];
 	struct qmp_blk_disks blk_disks; /* colo_disks, for query-block-jobs */
+	struct qmp_nbd nbd;             /* the same, for replication set up by hand */
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -70,7 +72,8 @@ static int run_open_console(struct run_ctx *c)
 }
 
 /* lockstep primary|secondary: a writable disk follows the primary's (block
- * replication); its overlays live beside the image. *be becomes the guest's. */
+ * replication); lockstep run: the same for a disk with replication=, set up
+ * over QMP. The overlays live beside the image. *be becomes the guest's. */
 static int run_replicate_disk(struct run_ctx *c, int i, struct blk_backend **be)
 {
 	const struct run_disk *disk = &c->args.disks[i];
@@ -78,10 +81,14 @@ static int run_replicate_disk(struct run_ctx *c, int i, struct blk_backend **be)
 	char dir[PATH_MAX];
 	int ret;
 
-	if (c->args.role == RUN_ROLE_VM || disk->readonly)
+	bool by_qmp = c->args.role == RUN_ROLE_VM;
+
+	if (disk->readonly || (by_qmp && disk->replication == RUN_REPL_NONE))
 		return 0;
+	if (by_qmp)
+		role = disk->replication == RUN_REPL_PRIMARY ? COLO_MODE_PRIMARY : COLO_MODE_SECONDARY;
 	snprintf(dir, sizeof(dir), "%s", disk->path);
-	ret = colo_disk_create(c->colo, role, i, *be, dirname(dir), be, &c->colo_disks[i]);
+	ret = colo_disk_create(c->colo, role, i, *be, dirname(dir), by_qmp, be, &c->colo_disks[i]);
 	if (ret == -ENOSPC)
 		log_error("at most %d replicated disks", COLO_MAX_DISKS);
 	return ret;
@@ -288,8 +295,10 @@ static int run_setup(struct run_ctx *c)
 			return ret;
 		}
 		c->blk_disks = (struct qmp_blk_disks){ c->colo_disks, RUN_MAX_DISKS };
+		c->nbd.disks = c->colo_disks;
+		c->nbd.ndisks = RUN_MAX_DISKS;
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
-		    (ret = qmp_blk_bind(c->qmp, &c->vm, &c->blk_disks)) ||
+		    (ret = qmp_blk_bind(c->qmp, &c->vm, &c->blk_disks)) || (ret = qmp_nbd_bind(c->qmp, &c->nbd)) ||
 		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
 		    (ret = qmp_colo_bind(c->qmp, &c->migration)) ||
 		    (c->colo_net && (ret = qmp_colo_net_bind(c->qmp, c->colo_net))))
@@ -308,6 +317,7 @@ static int run_setup(struct run_ctx *c)
 static void run_teardown(struct run_ctx *c)
 {
 	colo_free(c->colo);
+	qmp_nbd_cleanup(&c->nbd); /* its server exports the disks */
 	for (int i = 0; i < RUN_MAX_DISKS; i++)
 		colo_disk_free(c->colo_disks[i]);
 	if (c->migration_ready)

@@ -18,4 +18,13 @@ int blk_nbd_connect_uri(const char *uri, struct blk_backend **out, char *err, si
 int blk_nbd_connect_fd(int fd, const char *export_name, struct blk_backend **out, char *err,
 		       size_t errlen);
 
+/*
+ * Connects to the server at addr ("tcp:HOST:PORT" or "unix:PATH") and opens
+ * export_name, giving up after timeout_ms (connect and handshake) so that a
+ * dead host cannot hold the caller for TCP's minutes. *fd: the socket (the
+ * backend owns it; for shutdown and socket options only). -errno with err.
+ */
+int blk_nbd_connect_addr(const char *addr, const char *export_name, unsigned timeout_ms,
+			 struct blk_backend **out, int *fd, char *err, size_t errlen);
+
 #endif

@@ -38,9 +38,19 @@ static int send_error(struct nbd_session *s, uint32_t opt, uint32_t type, const 
 	return send_reply(s, opt, type, msg, (uint32_t)strlen(msg));
 }
 
-static bool name_matches(const struct nbd_session *s, const uint8_t *name, uint32_t len)
+/* The export called name ("" is the first one), made the session's; false if none. */
+static bool choose_export(struct nbd_session *s, const uint8_t *name, uint32_t len)
 {
-	return len == 0 || (len == strlen(s->exp->name) && memcmp(name, s->exp->name, len) == 0);
+	for (int i = 0; i < s->nexps; i++) {
+		const struct nbd_export *e = &s->exps[i];
+
+		if ((len == 0 && i == 0) || (len == strlen(e->name) && memcmp(name, e->name, len) == 0)) {
+			s->exp = e;
+			s->size = blk_backend_size(e->be);
+			return true;
+		}
+	}
+	return false;
 }
 
 static int send_greeting(struct nbd_session *s)
@@ -77,7 +87,7 @@ static int opt_export_name(struct nbd_session *s, uint32_t len)
 	uint8_t r[8 + 2 + NBD_OLD_ZEROES_LEN] = { 0 };
 	int ret;
 
-	if (!name_matches(s, s->opt, len))
+	if (!choose_export(s, s->opt, len))
 		return nbd_fail(s, -ENOENT, "client asked for an unknown export (NBD_OPT_EXPORT_NAME)");
 	nbd_put64(r, s->size);
 	nbd_put16(r + 8, nbd_export_flags(s));
@@ -87,17 +97,20 @@ static int opt_export_name(struct nbd_session *s, uint32_t len)
 
 static int opt_list(struct nbd_session *s, uint32_t len)
 {
-	uint32_t namelen = (uint32_t)strlen(s->exp->name);
 	uint8_t r[4 + NBD_MAX_STRING];
-	int ret;
+	int ret = 0;
 
 	if (len)
 		return send_error(s, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
-	if (namelen > NBD_MAX_STRING)
-		namelen = NBD_MAX_STRING;
-	nbd_put32(r, namelen);
-	memcpy(r + 4, s->exp->name, namelen);
-	ret = send_reply(s, NBD_OPT_LIST, NBD_REP_SERVER, r, 4 + namelen);
+	for (int i = 0; ret == 0 && i < s->nexps; i++) {
+		uint32_t namelen = (uint32_t)strlen(s->exps[i].name);
+
+		if (namelen > NBD_MAX_STRING)
+			namelen = NBD_MAX_STRING;
+		nbd_put32(r, namelen);
+		memcpy(r + 4, s->exps[i].name, namelen);
+		ret = send_reply(s, NBD_OPT_LIST, NBD_REP_SERVER, r, 4 + namelen);
+	}
 	return ret < 0 ? ret : send_reply(s, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
@@ -143,7 +156,7 @@ static int opt_info_go(struct nbd_session *s, uint32_t opt, uint32_t len)
 	nreq = nbd_get16(s->opt + 4 + namelen);
 	if (len != 6 + namelen + 2u * nreq)
 		return send_error(s, opt, NBD_REP_ERR_INVALID, "information request count does not match the length");
-	if (!name_matches(s, s->opt + 4, namelen))
+	if (!choose_export(s, s->opt + 4, namelen))
 		return send_error(s, opt, NBD_REP_ERR_UNKNOWN, "no such export");
 	req = s->opt + 6 + namelen;
 	for (uint16_t i = 0; i < nreq; i++)

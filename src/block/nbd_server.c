@@ -130,35 +130,59 @@ uint16_t nbd_export_flags(const struct nbd_session *s)
 	return flags;
 }
 
-int nbd_server_serve(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exp,
-		     char *err, size_t errlen)
+/* Each export's minimum block size must be a power of two up to 4096. */
+static int check_exports(const struct nbd_export *exps, int nexps, char *err, size_t errlen)
 {
-	uint32_t min_block = nbd_export_min_block(exp);
+	if (nexps < 1) {
+		if (err && errlen)
+			snprintf(err, errlen, "no export to serve");
+		return -EINVAL;
+	}
+	for (int i = 0; i < nexps; i++) {
+		uint32_t min_block = nbd_export_min_block(&exps[i]);
+
+		if ((min_block & (min_block - 1)) || min_block > 4096) {
+			if (err && errlen)
+				snprintf(err, errlen,
+					 "export %s: minimum block size %u is not a power of two up to 4096",
+					 exps[i].name, min_block);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int nbd_server_serve_exports(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exps,
+			     int nexps, char *err, size_t errlen)
+{
 	struct nbd_session *s;
 	int ret;
 
 	if (err && errlen)
 		err[0] = '\0';
-	if ((min_block & (min_block - 1)) || min_block > 4096) {
-		if (err && errlen)
-			snprintf(err, errlen, "export %s: minimum block size %u is not a power of two up to 4096",
-				 exp->name, min_block);
-		return -EINVAL;
-	}
+	if ((ret = check_exports(exps, nexps, err, errlen)) < 0)
+		return ret;
 	s = calloc(1, sizeof(*s)); /* big: the option buffer */
 	if (!s) {
 		if (err && errlen)
 			snprintf(err, errlen, "no memory for an NBD session");
 		return -ENOMEM;
 	}
-	*s = (struct nbd_session){ .ops = ops, .opaque = opaque, .exp = exp, .err = err, .errlen = errlen };
-	s->size = blk_backend_size(exp->be);
+	*s = (struct nbd_session){ .ops = ops, .opaque = opaque, .exps = exps, .nexps = nexps,
+				   .exp = &exps[0], .err = err, .errlen = errlen };
+	s->size = blk_backend_size(exps[0].be);
 	ret = nbd_handshake(s);
 	if (ret > 0)
 		ret = nbd_transmit(s);
 	free(s->buf);
 	free(s);
 	return ret;
+}
+
+int nbd_server_serve(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exp,
+		     char *err, size_t errlen)
+{
+	return nbd_server_serve_exports(ops, opaque, exp, 1, err, errlen);
 }
 
 /* Socket ops: send() without SIGPIPE where fd is a socket, write() otherwise. */
@@ -181,14 +205,20 @@ static ssize_t fd_write(void *opaque, const void *buf, size_t len)
 
 static const struct nbd_io_ops nbd_fd_ops = { .read = fd_read, .write = fd_write };
 
-int nbd_server_serve_fd(int fd, const struct nbd_export *exp, char *err, size_t errlen)
+int nbd_server_serve_fd_exports(int fd, const struct nbd_export *exps, int nexps, char *err,
+				size_t errlen)
 {
-	int ret = nbd_server_serve(&nbd_fd_ops, &fd, exp, err, errlen);
+	int ret = nbd_server_serve_exports(&nbd_fd_ops, &fd, exps, nexps, err, errlen);
 
 	/* The protocol has the server close the connection after NBD_CMD_DISC
 	 * (the client waits for that); the fd itself stays the caller's. */
 	shutdown(fd, SHUT_RDWR);
 	return ret;
+}
+
+int nbd_server_serve_fd(int fd, const struct nbd_export *exp, char *err, size_t errlen)
+{
+	return nbd_server_serve_fd_exports(fd, exp, 1, err, errlen);
 }
 
 void nbd_server_stop(int fd) { shutdown(fd, SHUT_RDWR); }

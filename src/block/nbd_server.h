@@ -1,7 +1,7 @@
 /*
  * An NBD server for one connection: fixed newstyle handshake, then simple
- * replies to READ / WRITE (FUA) / FLUSH / DISC against one exported
- * struct blk_backend. It is the secondary's end of the disk replication link
+ * replies to READ / WRITE (FUA) / FLUSH / DISC against the struct blk_backend
+ * of the export the client chose. It is the secondary's end of the disk replication link
  * and must also answer standard clients (nbdinfo, nbdcopy, qemu-img); what it
  * implements and refuses is listed in docs/nbd.md.
  *
@@ -61,9 +61,16 @@ struct nbd_io_ops {
 int nbd_server_serve(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exp,
 		     char *err, size_t errlen);
 
+/* The same with nexps (>= 1) exports to choose from: a client asking for the
+ * default export ("") gets the first; NBD_OPT_LIST lists them all. */
+int nbd_server_serve_exports(const struct nbd_io_ops *ops, void *opaque, const struct nbd_export *exps,
+			     int nexps, char *err, size_t errlen);
+
 /* The same over a connected socket the caller owns and closes; the
  * connection is shut down (the peer sees end of stream) when this returns. */
 int nbd_server_serve_fd(int fd, const struct nbd_export *exp, char *err, size_t errlen);
+int nbd_server_serve_fd_exports(int fd, const struct nbd_export *exps, int nexps, char *err,
+				size_t errlen);
 
 /* Ends a nbd_server_serve_fd on fd from another thread (shutdown(2): the
  * serving thread's reads see end of stream). The caller still closes fd. */

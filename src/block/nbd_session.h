@@ -16,8 +16,10 @@
 struct nbd_session {
 	const struct nbd_io_ops *ops;
 	void *opaque;
-	const struct nbd_export *exp;
-	uint64_t size;  /* the export's, read once */
+	const struct nbd_export *exps; /* what the server offers (nexps >= 1) */
+	int nexps;
+	const struct nbd_export *exp;  /* the one the client chose (first: exps[0]) */
+	uint64_t size;  /* exp's, read when it is chosen */
 	bool no_zeroes; /* the client set NBD_FLAG_C_NO_ZEROES */
 	/* Reply header room, then a request's payload; grown on demand up to
 	 * NBD_SIMPLE_REPLY_LEN + NBD_SERVER_MAX_BLOCK. */

@@ -10,7 +10,8 @@
 
 const char run_usage[] =
 	"usage: lockstep run --kernel ELF [--initrd FILE] [--cmdline STR] [--mem SIZE]\n"
-	"                    [--disk PATH[,readonly]]... [--net tap=IFNAME[,mac=MAC]|none]\n"
+	"                    [--disk PATH[,readonly][,replication=primary|secondary]]...\n"
+	"                    [--net tap=IFNAME[,mac=MAC]|none]\n"
 	"                    [--tap IFNAME] [--qmp SOCKETPATH] [--console stdio|file:PATH]\n"
 	"                    [--restore SNAPSHOT | --incoming tcp:HOST:PORT] [--verbose]\n"
 	"       lockstep primary --kernel ELF --peer HOST:PORT [--checkpoint-delay MS]\n"
@@ -51,9 +52,24 @@ int parse_size(const char *s, uint64_t *out)
 
 #define ARG_ERR(...) (snprintf(err, (size_t)errlen, __VA_ARGS__), -EINVAL)
 
+#define DISK_SYNTAX "PATH[,readonly][,replication=primary|secondary]"
+
+static int run_parse_disk_option(struct run_disk *d, const char *opt)
+{
+	if (strcmp(opt, "readonly") == 0)
+		d->readonly = 1;
+	else if (strcmp(opt, "replication=primary") == 0)
+		d->replication = RUN_REPL_PRIMARY;
+	else if (strcmp(opt, "replication=secondary") == 0)
+		d->replication = RUN_REPL_SECONDARY;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int run_parse_disk(struct run_args *a, const char *arg, char *err, int errlen)
 {
-	char *copy, *comma;
+	char *copy, *opt, *next;
 	struct run_disk *d;
 
 	if (a->ndisks == RUN_MAX_DISKS)
@@ -63,18 +79,20 @@ static int run_parse_disk(struct run_args *a, const char *arg, char *err, int er
 		return -ENOMEM;
 	a->owned[a->ndisks] = copy;
 	d = &a->disks[a->ndisks++];
-	comma = strchr(copy, ',');
-	d->readonly = 0;
-	if (comma) {
-		*comma = '\0';
-		if (strcmp(comma + 1, "readonly") != 0)
-			return ARG_ERR("--disk %s: unknown option '%s' (expected PATH[,readonly])",
-				       arg, comma + 1);
-		d->readonly = 1;
+	*d = (struct run_disk){ .path = copy };
+	for (opt = strchr(copy, ','); opt; opt = next) {
+		*opt++ = '\0';
+		if ((next = strchr(opt, ',')))
+			*next = '\0';
+		if (run_parse_disk_option(d, opt) < 0)
+			return ARG_ERR("--disk %s: unknown option '%s' (expected " DISK_SYNTAX ")", arg, opt);
+		if (next)
+			*next = ',';
 	}
 	if (!*copy)
-		return ARG_ERR("--disk: empty path (expected PATH[,readonly])");
-	d->path = copy;
+		return ARG_ERR("--disk: empty path (expected " DISK_SYNTAX ")");
+	if (d->readonly && d->replication)
+		return ARG_ERR("--disk %s: a read-only disk is not replicated", arg);
 	return 0;
 }
 
@@ -265,6 +283,11 @@ static int run_args_check(struct run_args *a, char *err, int errlen)
 		return ARG_ERR("--peer belongs to `lockstep primary`");
 	if (a->role != RUN_ROLE_SECONDARY && a->listen_uri[0])
 		return ARG_ERR("--listen belongs to `lockstep secondary`");
+	for (int i = 0; i < a->ndisks; i++)
+		if (a->role != RUN_ROLE_VM && a->disks[i].replication)
+			return ARG_ERR("--disk %s,replication=...: for `lockstep run`; `lockstep primary` and "
+				       "`lockstep secondary` replicate every writable disk themselves",
+				       a->disks[i].path);
 	if (a->role == RUN_ROLE_VM && a->peer_timeout_ms)
 		return ARG_ERR("--peer-timeout belongs to `lockstep primary` and `lockstep secondary`");
 	if (a->role == RUN_ROLE_PRIMARY && !a->peer_uri[0])

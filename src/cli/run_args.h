@@ -9,9 +9,13 @@
 #define RUN_MIN_MEM (4ULL << 20)
 #define RUN_MAX_MEM (64ULL << 30)
 
+/* --disk ...,replication=: a disk of a COLO pair set up by hand over QMP. */
+enum run_disk_replication { RUN_REPL_NONE, RUN_REPL_PRIMARY, RUN_REPL_SECONDARY };
+
 struct run_disk {
 	const char *path;
 	int readonly;
+	enum run_disk_replication replication;
 };
 
 enum run_net_kind { RUN_NET_ABSENT, RUN_NET_NONE, RUN_NET_TAP };

@@ -38,26 +38,28 @@ struct colo_disk {
 	int server_fd;                  /* the replication connection, -1 if none */
 	pthread_t server;
 	bool server_running;
-	/* What query-block-jobs shows: written on the COLO thread, read by QMP. */
-	pthread_mutex_t job_lock;
+	bool by_qmp;                    /* links set up by QMP, not by COLO's start */
+	/* Guards job (written on the COLO thread, read by QMP) and the primary's
+	 * forwarder and link_fd (QMP attaches and detaches, COLO's failover too). */
+	pthread_mutex_t lock;
 	struct colo_disk_job job;
 };
 
 static void job_update(struct colo_disk *d, enum colo_disk_job_status status, uint64_t offset,
 		       const char *error)
 {
-	pthread_mutex_lock(&d->job_lock);
+	pthread_mutex_lock(&d->lock);
 	d->job.status = status;
 	d->job.offset = offset;
 	snprintf(d->job.error, sizeof(d->job.error), "%s", error ? error : "");
-	pthread_mutex_unlock(&d->job_lock);
+	pthread_mutex_unlock(&d->lock);
 }
 
 void colo_disk_get_job(struct colo_disk *d, struct colo_disk_job *out)
 {
-	pthread_mutex_lock(&d->job_lock);
+	pthread_mutex_lock(&d->lock);
 	*out = d->job;
-	pthread_mutex_unlock(&d->job_lock);
+	pthread_mutex_unlock(&d->lock);
 }
 
 const char *colo_disk_job_status_name(enum colo_disk_job_status s)
@@ -155,10 +157,32 @@ static int connect_export(struct colo_disk *d, const struct colo_peer *peer, con
 	return ret;
 }
 
+/* Writes go to link (owned from now on) as well as the local image. */
+static int attach_replica(struct colo_disk *d, struct blk_backend *link, int link_fd)
+{
+	struct replication *fw;
+	int ret = repl_primary_create(link, &fw);
+
+	if (ret < 0)
+		return ret;
+	if ((ret = repl_start(fw, REPL_MODE_PRIMARY)) == 0)
+		ret = blk_mirror_attach_replica(d->mirror, repl_backend(fw));
+	if (ret < 0) {
+		repl_free(fw);
+		return ret;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->forwarder = fw;
+	d->link_fd = link_fd;
+	pthread_mutex_unlock(&d->lock);
+	job_update(d, COLO_DISK_JOB_READY, d->job.len, NULL);
+	return 0;
+}
+
 static int primary_connect_and_copy(struct colo_disk *d, const struct colo_peer *peer)
 {
 	struct blk_backend *copy, *link;
-	int copy_fd, ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy, &copy_fd);
+	int copy_fd, link_fd, ret = connect_export(d, peer, DISK_COPY_MAGIC, &copy, &copy_fd);
 
 	if (ret < 0)
 		return ret;
@@ -166,27 +190,30 @@ static int primary_connect_and_copy(struct colo_disk *d, const struct colo_peer 
 	blk_backend_close(copy); /* NBD_CMD_DISC: the secondary goes on to the next connection */
 	if (ret < 0)
 		return ret;
-	if ((ret = connect_export(d, peer, DISK_REPL_MAGIC, &link, &d->link_fd)) < 0)
+	if ((ret = connect_export(d, peer, DISK_REPL_MAGIC, &link, &link_fd)) < 0)
 		return ret;
-	if ((ret = repl_primary_create(link, &d->forwarder)) < 0)
-		return ret;
-	if ((ret = repl_start(d->forwarder, REPL_MODE_PRIMARY)) == 0)
-		ret = blk_mirror_attach_replica(d->mirror, repl_backend(d->forwarder));
-	return ret;
+	return attach_replica(d, link, link_fd);
 }
 
+/* By QMP: the replica is attached already (x-blockdev-change) and has every
+ * write since; the operator made the secondary's disk equal before. */
 static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
 {
-	uint64_t size = blk_backend_size(d->mirror);
 	int ret;
 
+	if (d->by_qmp) {
+		if (colo_disk_has_replica(d))
+			return 0;
+		log_error("COLO %s: no replica: blockdev-add an nbd node and x-blockdev-change it into %s first",
+			  d->name, d->name);
+		return -ENOTCONN;
+	}
 	job_update(d, COLO_DISK_JOB_RUNNING, 0, NULL);
 	ret = primary_connect_and_copy(d, peer);
 	if (ret < 0) {
 		job_update(d, COLO_DISK_JOB_CONCLUDED, d->job.offset, strerror(-ret));
 		return ret;
 	}
-	job_update(d, COLO_DISK_JOB_READY, size, NULL);
 	log_notice("COLO %s: the secondary's copy is verified; every write now goes to both", d->name);
 	return 0;
 }
@@ -199,18 +226,24 @@ static int primary_start(struct colo_disk *d, const struct colo_peer *peer)
  */
 static void primary_stop(struct colo_disk *d)
 {
+	struct replication *fw;
 	char why[200] = "";
+	int link_fd;
 
-	if (!d->forwarder)
-		return;
-	if (repl_get_error(d->forwarder, why, sizeof(why)) == 0)
-		why[0] = '\0';
-	job_update(d, COLO_DISK_JOB_CONCLUDED, d->job.len, why);
-	shutdown(d->link_fd, SHUT_RDWR);
-	blk_mirror_detach_replica(d->mirror);
-	repl_free(d->forwarder);
+	pthread_mutex_lock(&d->lock);
+	fw = d->forwarder;
+	link_fd = d->link_fd;
 	d->forwarder = NULL;
 	d->link_fd = -1;
+	pthread_mutex_unlock(&d->lock);
+	if (!fw)
+		return;
+	if (repl_get_error(fw, why, sizeof(why)) == 0)
+		why[0] = '\0';
+	job_update(d, COLO_DISK_JOB_CONCLUDED, d->job.len, why);
+	shutdown(link_fd, SHUT_RDWR);
+	blk_mirror_detach_replica(d->mirror);
+	repl_free(fw);
 }
 
 /* ---- secondary ----------------------------------------------------------- */
@@ -253,9 +286,11 @@ static void no_timeouts(int fd)
 static int secondary_start(struct colo_disk *d, const struct colo_peer *peer)
 {
 	char err[256];
-	int fd = colo_peer_accept(peer, DISK_COPY_MAGIC), ret;
+	int fd, ret;
 
-	if (fd < 0)
+	if (d->by_qmp) /* the primary's writes come through nbd-server-add's export */
+		return repl_start(d->repl, REPL_MODE_SECONDARY);
+	if ((fd = colo_peer_accept(peer, DISK_COPY_MAGIC)) < 0)
 		return fd;
 	ret = nbd_server_serve_fd(fd, &d->exp, err, sizeof(err));
 	close(fd);
@@ -294,9 +329,11 @@ static int disk_prepare(void *opaque)
 	char why[200];
 	int ret;
 
-	if (d->role != COLO_MODE_PRIMARY || !d->forwarder)
+	if (d->role != COLO_MODE_PRIMARY)
 		return 0;
-	ret = repl_get_error(d->forwarder, why, sizeof(why));
+	pthread_mutex_lock(&d->lock); /* the VM is stopped: no write waits on the link */
+	ret = d->forwarder ? repl_get_error(d->forwarder, why, sizeof(why)) : 0;
+	pthread_mutex_unlock(&d->lock);
 	if (ret < 0)
 		log_error("COLO %s: the secondary's disk failed: %s", d->name, why);
 	return ret;
@@ -380,7 +417,7 @@ static int create_secondary(struct colo_disk *d, struct blk_backend *image, cons
 }
 
 int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_backend *image,
-		     const char *overlay_dir, struct blk_backend **guest, struct colo_disk **out)
+		     const char *overlay_dir, bool by_qmp, struct blk_backend **guest, struct colo_disk **out)
 {
 	struct colo_disk *d = calloc(1, sizeof(*d));
 	int ret;
@@ -391,10 +428,11 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 		return -ENOMEM;
 	}
 	d->role = role;
+	d->by_qmp = by_qmp;
 	d->server_fd = -1;
 	d->link_fd = -1;
 	snprintf(d->name, sizeof(d->name), "disk%d", index);
-	pthread_mutex_init(&d->job_lock, NULL);
+	pthread_mutex_init(&d->lock, NULL);
 	snprintf(d->job.device, sizeof(d->job.device), "%s", d->name);
 	d->job.len = blk_backend_size(image);
 	if (role == COLO_MODE_PRIMARY) {
@@ -410,12 +448,51 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 			.verify = disk_verify });
 	if (ret < 0) {
 		blk_backend_close(*guest); /* NULL-safe: what was built so far */
-		pthread_mutex_destroy(&d->job_lock);
+		pthread_mutex_destroy(&d->lock);
 		free(d);
 		return ret;
 	}
 	*out = d;
 	return 0;
+}
+
+const char *colo_disk_name(const struct colo_disk *d) { return d->name; }
+
+const struct nbd_export *colo_disk_export(const struct colo_disk *d)
+{
+	return d->role == COLO_MODE_SECONDARY ? &d->exp : NULL;
+}
+
+int colo_disk_attach_replica(struct colo_disk *d, struct blk_backend *link, int link_fd)
+{
+	if (d->role != COLO_MODE_PRIMARY || !d->by_qmp) {
+		blk_backend_close(link);
+		return -EINVAL;
+	}
+	if (colo_disk_has_replica(d)) {
+		blk_backend_close(link);
+		return -EBUSY;
+	}
+	detect_dead_peer(link_fd, COLO_DEFAULT_PEER_TIMEOUT_MS);
+	return attach_replica(d, link, link_fd);
+}
+
+int colo_disk_detach_replica(struct colo_disk *d)
+{
+	if (!colo_disk_has_replica(d))
+		return -ENOENT;
+	primary_stop(d);
+	return 0;
+}
+
+bool colo_disk_has_replica(struct colo_disk *d)
+{
+	bool has;
+
+	pthread_mutex_lock(&d->lock);
+	has = d->forwarder != NULL;
+	pthread_mutex_unlock(&d->lock);
+	return has;
 }
 
 void colo_disk_free(struct colo_disk *d)
@@ -424,6 +501,6 @@ void colo_disk_free(struct colo_disk *d)
 		return;
 	primary_stop(d);
 	server_stop(d);
-	pthread_mutex_destroy(&d->job_lock);
+	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

@@ -14,7 +14,10 @@
 #ifndef LOCKSTEP_COLO_DISK_H
 #define LOCKSTEP_COLO_DISK_H
 
+#include <stdbool.h>
+
 #include "block/backend.h"
+#include "block/nbd_server.h"
 #include "colo/colo.h"
 
 struct colo_disk;
@@ -42,9 +45,26 @@ struct colo_disk_job {
  * registers it with c. *guest is the backend the guest's device gets (the
  * device owns it; the colo_disk must be freed before the device is).
  * overlay_dir: where the secondary's overlays live (sparse temporary files).
+ * by_qmp: the links are set up by QMP (a pair set up by hand: the primary's
+ * x-blockdev-change, the secondary's nbd-server-add) and the operator makes
+ * the disks equal first; else COLO's start copies the image and connects.
  */
 int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_backend *image,
-		     const char *overlay_dir, struct blk_backend **guest, struct colo_disk **out);
+		     const char *overlay_dir, bool by_qmp, struct blk_backend **guest,
+		     struct colo_disk **out);
+/* "disk<index>": the device's name in QMP and the secondary's export name. */
+const char *colo_disk_name(const struct colo_disk *d);
+/* Secondary: what its NBD export serves (the primary's writes land under the
+ * overlays); NULL on a primary. Lives as long as d. */
+const struct nbd_export *colo_disk_export(const struct colo_disk *d);
+/* Primary set up by QMP: from now on every write also goes to link (an NBD
+ * client on the secondary's export, owned from now on; link_fd its socket,
+ * for dead-peer detection and shutdown) and completes when both have it.
+ * -EINVAL (not such a disk), -EBUSY (one attached): link is closed then. */
+int colo_disk_attach_replica(struct colo_disk *d, struct blk_backend *link, int link_fd);
+/* Back to the local image only; the link is closed. -ENOENT if none. */
+int colo_disk_detach_replica(struct colo_disk *d);
+bool colo_disk_has_replica(struct colo_disk *d);
 /* Any thread: the job as it is now. */
 void colo_disk_get_job(struct colo_disk *d, struct colo_disk_job *out);
 const char *colo_disk_job_status_name(enum colo_disk_job_status s);

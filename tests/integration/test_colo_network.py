@@ -572,3 +572,80 @@ def test_a_survivor_is_protected_again(pair, start_vm, tmp_path):
     assert redis(net, "GET", "first") == "1"
     assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
     assert qs2.execute("query-status")["return"]["status"] == "running"
+
+
+def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
+    """Disk replication set up over QMP, QEMU's way: `lockstep run` on both hosts with
+    --disk ...,replication=secondary|primary; on the secondary nbd-server-start and
+    nbd-server-add; the operator makes the disks equal (nbdcopy into the secondary's
+    export, the primary stopped); on the primary blockdev-add of an NBD node and
+    x-blockdev-change into its disk; then migrate with x-colo. Every checkpoint checks
+    the disks (x-check-disk); the primary dies under a SET load; after nbd-server-stop
+    and the takeover every acknowledged SET is served, and is in the secondary's image."""
+    net = PairNet(cleanup)
+    _port[0] += 2
+    mig, nbd = _port[0] - 1, _port[0]
+    pri_img, sec_img = tmp_path / "pri.img", tmp_path / "sec.img"
+    with open(pri_img, "wb") as f:
+        f.truncate(16 << 20)
+    with open(sec_img, "wb") as f:  # not the primary's: the operator's copy fixes that
+        f.write(os.urandom(16 << 20))
+    cmdline = f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services=kv,kvdisk=1"
+    sec = start_vm(["--incoming", f"tcp:127.0.0.1:{mig}", "--mem", "256M", "--net",
+                    f"tap=tap-sec,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s.sock"),
+                    "--disk", f"{sec_img},replication=secondary"], netns=net.name, name="sec")
+    qs = QMP(str(tmp_path / "s.sock"))
+    colo_on = {"capabilities": [{"capability": "x-colo", "state": True}]}
+    assert qs.execute("migrate-set-capabilities", colo_on) == {"return": {}}
+    assert qs.execute("nbd-server-add", {"device": "disk0", "writable": True})["error"]["desc"] == \
+        "NBD server not running"
+    server = {"type": "inet", "data": {"host": "127.0.0.1", "port": str(nbd)}}
+    assert qs.execute("nbd-server-start", {"addr": server}) == {"return": {}}
+    r = qs.execute("nbd-server-add", {"device": "disk1", "writable": True})
+    assert r["error"]["class"] == "DeviceNotFound", r
+    r = qs.execute("nbd-server-add", {"device": "disk0"})
+    assert "writable must be true" in r["error"]["desc"], r
+    assert qs.execute("nbd-server-add", {"device": "disk0", "writable": True}) == {"return": {}}
+    listing = net.run(["nbdinfo", "--list", f"nbd://127.0.0.1:{nbd}"], timeout=30)
+    assert listing.returncode == 0 and b"export=\"disk0\"" in listing.stdout, listing
+    pri = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-pri,mac={GUEST_MAC}",
+                    "--qmp", str(tmp_path / "p.sock"), "--disk", f"{pri_img},replication=primary",
+                    "--cmdline", cmdline], netns=net.name, name="pri")
+    qp = QMP(str(tmp_path / "p.sock"))
+    pri.wait_console(r"net: up")
+    assert redis(net, "SET", "before", "protection") == "OK"
+    # The operator's part: the primary stopped (its disk drained), the secondary's disk made equal.
+    assert qp.execute("stop") == {"return": {}}
+    copy = net.run(["nbdcopy", str(pri_img), f"nbd://127.0.0.1:{nbd}/disk0"], timeout=120)
+    assert copy.returncode == 0, copy.stderr
+    link = {"driver": "nbd", "node-name": "nbd0", "export": "disk0",
+            "server": {"type": "inet", "host": "127.0.0.1", "port": str(nbd)}}
+    assert qp.execute("blockdev-add", link) == {"return": {}}
+    assert "in use" in qp.execute("blockdev-add", link)["error"]["desc"]
+    assert qp.execute("x-blockdev-change", {"parent": "disk0", "node": "nbd0"}) == {"return": {}}
+    assert qp.execute("query-block-jobs")["return"][0]["status"] == "ready"
+    assert "busy" in qp.execute("blockdev-del", {"node-name": "nbd0"})["error"]["desc"]
+    assert qp.execute("cont") == {"return": {}}
+    assert qp.execute("migrate-set-capabilities", colo_on) == {"return": {}}
+    assert qp.execute("migrate-set-parameters", {"x-checkpoint-delay": 300, "x-check-disk": True}) == \
+        {"return": {}}
+    assert qp.execute("migrate", {"uri": f"tcp:127.0.0.1:{mig}"}) == {"return": {}}
+    wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
+             what="the pair to enter COLO")
+    kv = start_client(net, KV_WRITER, net.GUEST_IP, 6)
+    wait_for(lambda: counters(qs)["disk-checks"] >= 3, timeout=30, what="disk checks under load")
+    fail_over(pri, qs)
+    assert qs.execute("nbd-server-stop") == {"return": {}}
+    code, out, err = finish(kv)
+    assert code == 0, err + out + pair_diagnosis(net, qp, qs)
+    acked = int(re.search(r"acked (\d+)", out).group(1))
+    assert acked > 0
+    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
+        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+    assert redis(net, "GET", "before") == "protection"
+    assert qs.execute("quit") == {"return": {}}
+    sec.wait_exit()
+    fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-sec,mac={GUEST_MAC}",
+                      "--disk", str(sec_img), "--cmdline", cmdline], netns=net.name, name="fresh")
+    m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
+    assert int(m.group(2)) >= acked + 1, (m.group(0), acked)

@@ -28,8 +28,10 @@
 
 #include "block/file.h"
 #include "block/mem.h"
+#include "block/nbd_client.h"
 #include "block/nbd_proto.h"
 #include "block/nbd_server.h"
+#include "block/nbd_service.h"
 
 #define EXPORT "disk0"
 #define DISK_SIZE (1024 * 1024)
@@ -949,6 +951,53 @@ static void test_nbdcopy_equals_image(void **state)
 	blk_backend_close(srv.exp.be);
 }
 
+/* nbd-server-start's server: two exports, each client picks one; stop ends a
+ * client still connected; the socket path is free again afterwards. */
+static void test_service_with_two_exports(void **state)
+{
+	struct blk_backend *a, *b, *link;
+	struct nbd_export ea = { .name = "disk0" }, eb = { .name = "disk1", .min_block = 512 };
+	struct nbd_service *svc;
+	char addr[320], err[256], cmd[600], out[8192], byte;
+	struct iovec iov = { &byte, 1 };
+	int fd;
+
+	(void)state;
+	assert_int_equal(blk_mem_create(4096, false, &a), 0);
+	assert_int_equal(blk_mem_create(8192, false, &b), 0);
+	ea.be = a;
+	eb.be = b;
+	snprintf(sock_path, sizeof(sock_path), "%s/svc.sock", tmpdir);
+	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
+	svc = nbd_service_start(addr, err, sizeof(err));
+	if (!svc)
+		fail_msg("nbd_service_start: %s", err);
+	assert_int_equal(nbd_service_add_export(svc, &ea), 0);
+	assert_int_equal(nbd_service_add_export(svc, &eb), 0);
+	assert_int_equal(nbd_service_add_export(svc, &ea), -EEXIST);
+	assert_true(nbd_service_has_export(svc, "disk1"));
+	snprintf(cmd, sizeof(cmd), "nbdinfo --list --json 'nbd+unix:///?socket=%s' 2>&1", sock_path);
+	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	if (!strstr(out, "\"export-name\": \"disk0\"") || !strstr(out, "\"export-name\": \"disk1\"") ||
+	    !strstr(out, "\"export-size\": 8192"))
+		fail_msg("nbdinfo --list does not show both exports:\n%s", out);
+	/* A client of disk1 sees disk1's size; one of an unknown export is refused. */
+	assert_int_equal(blk_nbd_connect_addr(addr, "disk1", 2000, &link, &fd, err, sizeof(err)), 0);
+	assert_int_equal(blk_backend_size(link), 8192);
+	assert_int_not_equal(blk_nbd_connect_addr(addr, "disk9", 2000, &b, &fd, err, sizeof(err)), 0);
+	assert_int_equal(fd, -1);
+	/* Stop with the disk1 client connected: its connection ends, the path is freed. */
+	nbd_service_stop(svc);
+	assert_int_not_equal(blk_backend_preadv(link, &iov, 1, 0), 0);
+	blk_backend_close(link);
+	assert_int_not_equal(access(sock_path, F_OK), 0);
+	svc = nbd_service_start(addr, err, sizeof(err));
+	assert_non_null(svc);
+	nbd_service_stop(svc);
+	blk_backend_close(a);
+	blk_backend_close(eb.be);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -996,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_stop_from_other_thread),
 		cmocka_unit_test(test_nbdinfo),
 		cmocka_unit_test(test_nbdcopy_equals_image),
+		cmocka_unit_test(test_service_with_two_exports),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a test's raw client may write to a closed server */

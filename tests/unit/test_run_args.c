@@ -57,6 +57,35 @@ static void test_full_valid_command(void **state)
 	run_args_free(&a);
 }
 
+static void test_disk_replication_option(void **state)
+{
+	struct run_args a;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&a, ARGC("--incoming", "tcp:0:1", "--disk", "s.img,replication=secondary", "--disk",
+					"p.img,replication=primary", "--disk", "r.img,readonly"),
+			       ARGV("--incoming", "tcp:0:1", "--disk", "s.img,replication=secondary", "--disk",
+				    "p.img,replication=primary", "--disk", "r.img,readonly"), err), 0);
+	assert_string_equal(a.disks[0].path, "s.img");
+	assert_int_equal(a.disks[0].replication, RUN_REPL_SECONDARY);
+	assert_int_equal(a.disks[1].replication, RUN_REPL_PRIMARY);
+	assert_int_equal(a.disks[2].replication, RUN_REPL_NONE);
+	assert_true(a.disks[2].readonly);
+	run_args_free(&a);
+	expect_error(ARGC("--kernel", "k", "--disk", "d.img,replication=both"),
+		     ARGV("--kernel", "k", "--disk", "d.img,replication=both"), "unknown option 'replication=both'");
+	expect_error(ARGC("--kernel", "k", "--disk", "d.img,readonly,replication=primary"),
+		     ARGV("--kernel", "k", "--disk", "d.img,readonly,replication=primary"), "read-only disk is not replicated");
+	{
+		char *pargv[] = { "primary", "--kernel", "k", "--peer", "h:1", "--disk", "d.img,replication=primary", NULL };
+
+		assert_int_equal(parse(&a, 7, pargv, err), -EINVAL);
+		assert_non_null(strstr(err, "replicate every writable disk themselves"));
+		run_args_free(&a);
+	}
+}
+
 static void test_defaults(void **state)
 {
 	struct run_args a;
@@ -131,7 +160,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_valid_command), cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bad_arguments_are_named), cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_parse_mac),
+		cmocka_unit_test(test_parse_mac), cmocka_unit_test(test_disk_replication_option),
 	};
 
 	return cmocka_run_group_tests_name("run_args", tests, NULL, NULL);
