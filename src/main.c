@@ -25,6 +25,7 @@
 #include "qmp/qmp_colo.h"
 #include "qmp/qmp_migrate.h"
 #include "qmp/qmp_nbd.h"
+#include "qmp/qmp_replication.h"
 #include "qmp/qmp_state.h"
 #include "qmp/qmp_vm.h"
 #include "util/evloop.h"
@@ -51,6 +52,7 @@ struct run_ctx {
 	struct colo_disk *colo_disks[RUN_MAX_DISKS];
 	struct qmp_blk_disks blk_disks; /* colo_disks, for query-block-jobs */
 	struct qmp_nbd nbd;             /* the same, for replication set up by hand */
+	struct qmp_replication repl;    /* the same, for its steps driven by hand */
 	int migration_ready;
 	int console_fd;
 	int signal_fd;
@@ -297,8 +299,10 @@ static int run_setup(struct run_ctx *c)
 		c->blk_disks = (struct qmp_blk_disks){ c->colo_disks, RUN_MAX_DISKS };
 		c->nbd.disks = c->colo_disks;
 		c->nbd.ndisks = RUN_MAX_DISKS;
+		c->repl = (struct qmp_replication){ c->colo_disks, RUN_MAX_DISKS, c->colo };
 		if ((ret = qmp_vm_bind(c->qmp, &c->vm)) || (ret = qmp_state_bind(c->qmp, &c->vm)) ||
 		    (ret = qmp_blk_bind(c->qmp, &c->vm, &c->blk_disks)) || (ret = qmp_nbd_bind(c->qmp, &c->nbd)) ||
+		    (ret = qmp_replication_bind(c->qmp, &c->repl)) ||
 		    (ret = qmp_migrate_bind(c->qmp, &c->migration)) ||
 		    (ret = qmp_colo_bind(c->qmp, &c->migration)) ||
 		    (c->colo_net && (ret = qmp_colo_net_bind(c->qmp, c->colo_net))))

@@ -311,14 +311,35 @@ static int secondary_start(struct colo_disk *d, const struct colo_peer *peer)
 
 /* ---- the participant ----------------------------------------------------- */
 
+/*
+ * A secondary that took over serves its disk (the overlays committed, the
+ * replication DONE: I/O goes straight to the image); protected again, it is a
+ * primary: its guest's mirror gets a replica. Nothing else changes roles.
+ */
+static int become_primary(struct colo_disk *d)
+{
+	if (repl_stage(d->repl) != REPL_STAGE_DONE) {
+		log_error("COLO %s: a secondary's disk becomes a primary's only after a takeover (replication %s)",
+			  d->name, repl_stage_name(repl_stage(d->repl)));
+		return -EOPNOTSUPP;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->role = COLO_MODE_PRIMARY;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 static int disk_start(void *opaque, const struct colo_peer *peer)
 {
 	struct colo_disk *d = opaque;
+	int ret;
 
-	if (peer->mode != d->role) {
-		log_error("COLO %s: a replicated disk keeps the role it started with", d->name);
+	if (peer->mode == COLO_MODE_SECONDARY && d->role == COLO_MODE_PRIMARY) {
+		log_error("COLO %s: a primary's disk cannot become a secondary's", d->name);
 		return -EOPNOTSUPP;
 	}
+	if (peer->mode == COLO_MODE_PRIMARY && d->role == COLO_MODE_SECONDARY && (ret = become_primary(d)) < 0)
+		return ret;
 	return d->role == COLO_MODE_PRIMARY ? primary_start(d, peer) : secondary_start(d, peer);
 }
 
@@ -412,7 +433,11 @@ static int create_secondary(struct colo_disk *d, struct blk_backend *image, cons
 		return ret;
 	d->exp = (struct nbd_export){ .name = d->name, .be = repl_secondary_export(d->repl),
 				      .min_block = SECTOR };
-	*guest = repl_backend(d->repl);
+	/* Under a mirror, without a replica until this VM, having taken over, is
+	 * protected again as a primary (become_primary). */
+	if ((ret = blk_mirror_create(repl_backend(d->repl), &d->mirror)) < 0)
+		return ret;
+	*guest = d->mirror;
 	return 0;
 }
 
@@ -458,13 +483,20 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 
 const char *colo_disk_name(const struct colo_disk *d) { return d->name; }
 
-const struct nbd_export *colo_disk_export(const struct colo_disk *d)
+const struct nbd_export *colo_disk_export(struct colo_disk *d)
 {
-	return d->role == COLO_MODE_SECONDARY ? &d->exp : NULL;
+	enum colo_mode role;
+
+	pthread_mutex_lock(&d->lock);
+	role = d->role;
+	pthread_mutex_unlock(&d->lock);
+	return role == COLO_MODE_SECONDARY ? &d->exp : NULL;
 }
 
 int colo_disk_attach_replica(struct colo_disk *d, struct blk_backend *link, int link_fd)
 {
+	if (d->by_qmp && d->role == COLO_MODE_SECONDARY && repl_stage(d->repl) == REPL_STAGE_DONE)
+		become_primary(d); /* a survivor, to be protected again */
 	if (d->role != COLO_MODE_PRIMARY || !d->by_qmp) {
 		blk_backend_close(link);
 		return -EINVAL;
@@ -493,6 +525,54 @@ bool colo_disk_has_replica(struct colo_disk *d)
 	has = d->forwarder != NULL;
 	pthread_mutex_unlock(&d->lock);
 	return has;
+}
+
+/* ---- the replication steps by hand (QMP xen-set-replication ...) ---------- */
+
+int colo_disk_repl_start(struct colo_disk *d, enum colo_mode mode)
+{
+	if (mode != d->role)
+		return -EINVAL;
+	if (d->role == COLO_MODE_SECONDARY)
+		return repl_start(d->repl, REPL_MODE_SECONDARY);
+	return colo_disk_has_replica(d) ? 0 : -ENOTCONN; /* started when attached */
+}
+
+int colo_disk_repl_checkpoint(struct colo_disk *d)
+{
+	return d->role == COLO_MODE_SECONDARY ? repl_do_checkpoint(d->repl) : 0;
+}
+
+int colo_disk_repl_stop(struct colo_disk *d, bool failover)
+{
+	if (d->role == COLO_MODE_PRIMARY) {
+		primary_stop(d);
+		return 0;
+	}
+	return repl_stop(d->repl, failover);
+}
+
+int colo_disk_repl_error(struct colo_disk *d, char *buf, size_t len)
+{
+	int ret = -ENOTCONN;
+
+	if (d->role == COLO_MODE_SECONDARY)
+		return repl_get_error(d->repl, buf, len);
+	pthread_mutex_lock(&d->lock);
+	if (d->forwarder)
+		ret = repl_get_error(d->forwarder, buf, len);
+	else
+		snprintf(buf, len, "no replica");
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+void colo_disk_repl_failure(struct colo_disk *d, char *buf, size_t len)
+{
+	if (d->role == COLO_MODE_SECONDARY)
+		repl_last_failure(d->repl, buf, len);
+	else
+		snprintf(buf, len, "%s", colo_disk_has_replica(d) ? "" : "no replica attached (x-blockdev-change)");
 }
 
 void colo_disk_free(struct colo_disk *d)

@@ -55,9 +55,11 @@ int colo_disk_create(struct colo *c, enum colo_mode role, int index, struct blk_
 /* "disk<index>": the device's name in QMP and the secondary's export name. */
 const char *colo_disk_name(const struct colo_disk *d);
 /* Secondary: what its NBD export serves (the primary's writes land under the
- * overlays); NULL on a primary. Lives as long as d. */
-const struct nbd_export *colo_disk_export(const struct colo_disk *d);
-/* Primary set up by QMP: from now on every write also goes to link (an NBD
+ * overlays); NULL on a primary (also a secondary that took over and has been
+ * protected again, now a primary). Lives as long as d. */
+const struct nbd_export *colo_disk_export(struct colo_disk *d);
+/* Primary set up by QMP (or a replication=secondary disk that took over: it
+ * becomes a primary): from now on every write also goes to link (an NBD
  * client on the secondary's export, owned from now on; link_fd its socket,
  * for dead-peer detection and shutdown) and completes when both have it.
  * -EINVAL (not such a disk), -EBUSY (one attached): link is closed then. */
@@ -65,6 +67,23 @@ int colo_disk_attach_replica(struct colo_disk *d, struct blk_backend *link, int 
 /* Back to the local image only; the link is closed. -ENOENT if none. */
 int colo_disk_detach_replica(struct colo_disk *d);
 bool colo_disk_has_replica(struct colo_disk *d);
+
+/*
+ * The replication steps, for a manager that drives them itself (QMP
+ * xen-set-replication, xen-colo-do-checkpoint, query-xen-replication-status)
+ * instead of COLO. -EINVAL: the disk is not of that mode. Start: a
+ * secondary's overlays emptied and in use; a primary's replica must be
+ * attached (-ENOTCONN). Checkpoint: a secondary's overlays emptied. Stop: a
+ * secondary's overlays committed (failover) or dropped; a primary's replica
+ * detached. Error: 0, or -errno with buf saying why (not running, the first
+ * error recorded since the start). A failed step says why in
+ * colo_disk_repl_failure.
+ */
+int colo_disk_repl_start(struct colo_disk *d, enum colo_mode mode);
+int colo_disk_repl_checkpoint(struct colo_disk *d);
+int colo_disk_repl_stop(struct colo_disk *d, bool failover);
+int colo_disk_repl_error(struct colo_disk *d, char *buf, size_t len);
+void colo_disk_repl_failure(struct colo_disk *d, char *buf, size_t len);
 /* Any thread: the job as it is now. */
 void colo_disk_get_job(struct colo_disk *d, struct colo_disk_job *out);
 const char *colo_disk_job_status_name(enum colo_disk_job_status s);

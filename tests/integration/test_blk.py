@@ -4,6 +4,7 @@ monitor, and stop/snapshots wait for requests in flight."""
 import re
 import shutil
 import struct
+import subprocess
 import time
 
 import pytest
@@ -232,3 +233,48 @@ def test_x_blk_test_errors(blkseq_vm, tmp_path):
     assert r["error"]["class"] == "GenericError", r
     st = blk_test(q)
     assert st["delay-ms"] == 0 and st["writes"] > 0 and st["io-errors"] == 0, st
+
+
+def test_replication_steps_driven_by_hand(start_vm, tmp_path):
+    """The replication steps over QMP (QEMU's xen-set-replication family), on a
+    secondary's disk: not running until started; the mode must match; the primary's
+    writes (through the NBD export) reach the image, with their pre-images kept for
+    the secondary's guest until a checkpoint; a failover stop commits the overlays."""
+    img = tmp_path / "sec.img"
+    img.write_bytes(b"\x11" * (4 << 20))
+    sock = tmp_path / "nbd.sock"
+    vm = start_vm(["--incoming", "tcp:127.0.0.1:47991", "--qmp", str(tmp_path / "q.sock"),
+                   "--disk", f"{img},replication=secondary"])
+    q = QMP(str(tmp_path / "q.sock"))
+    assert q.execute("query-xen-replication-status")["return"] == {"error": True, "desc": "disk0: block replication is not running"}
+    r = q.execute("xen-set-replication", {"enable": True, "primary": True})
+    assert r["error"]["desc"] == "disk0: not a primary's disk", r
+    r = q.execute("xen-set-replication", {"enable": True, "primary": False, "failover": True})
+    assert "only for enable=false" in r["error"]["desc"], r
+    assert q.execute("xen-set-replication", {"enable": True, "primary": False}) == {"return": {}}
+    assert q.execute("query-xen-replication-status")["return"] == {"error": False}
+    # The primary's writes arrive over NBD (qemu-io as the primary).
+    assert q.execute("nbd-server-start", {"addr": {"type": "unix", "path": str(sock)}}) == {"return": {}}
+    assert q.execute("nbd-server-add", {"device": "disk0", "writable": True}) == {"return": {}}
+
+    def primary_write(pattern, mib):
+        w = subprocess.run(["qemu-io", "-f", "raw", "-c", f"write -P {pattern} {mib}M 1M",
+                            f"nbd+unix:///disk0?socket={sock}"], capture_output=True, text=True, timeout=60)
+        assert w.returncode == 0, w.stdout + w.stderr
+
+    primary_write(0x22, 1)
+    assert img.read_bytes()[1 << 20:2 << 20] == b"\x22" * (1 << 20)  # on the disk itself
+    assert q.execute("xen-colo-do-checkpoint") == {"return": {}}  # the pre-images dropped
+    primary_write(0x33, 2)  # after the checkpoint: its pre-image (0x11) kept in hidden
+    # A failover stop commits the overlays: the disk becomes the secondary guest's view,
+    # as of the checkpoint: the write after it is undone, the one before it stays.
+    assert q.execute("xen-set-replication", {"enable": False, "primary": False, "failover": True}) == \
+        {"return": {}}
+    assert q.execute("query-xen-replication-status")["return"] == {"error": False}
+    assert q.execute("nbd-server-stop") == {"return": {}}
+    content = img.read_bytes()
+    assert content[1 << 20:2 << 20] == b"\x22" * (1 << 20)
+    assert content[2 << 20:3 << 20] == b"\x11" * (1 << 20)
+    assert content[:1 << 20] == b"\x11" * (1 << 20)
+    r = q.execute("xen-colo-do-checkpoint")  # after the failover: ignored, as upstream
+    assert r == {"return": {}}, r

@@ -526,12 +526,17 @@ def test_a_secondary_that_reads_nothing_cannot_stall_the_primary(pair):
     assert redis(net, "GET", "after") == "2"  # still the primary answering
 
 
-def test_a_survivor_is_protected_again(pair, start_vm, tmp_path):
+@pytest.mark.parametrize("disk", [False, True], ids=["no-disk", "replicated-disk"])
+def test_a_survivor_is_protected_again(pair, start_vm, tmp_path, disk):
     """After a takeover, the survivor gets a new secondary (QMP migrate with x-colo),
     COLO runs again in the same processes' kind, and a second loss of the serving
     host loses no acknowledged write. A connection opened before the first takeover
-    keeps working across the re-protection (its translation stays on the survivor)."""
-    net, pri, qp, sec, qs = pair()
+    keeps working across the re-protection (its translation stays on the survivor).
+    With a replicated disk the survivor's disk, a secondary's until the takeover, is
+    copied to the new secondary and replicated from then on (checked at every
+    checkpoint); after the second loss the new secondary's image holds every
+    acknowledged SET."""
+    net, pri, qp, sec, qs = pair(**({"extra": "kvdisk=1", "disk_mib": 16} if disk else {}))
     assert redis(net, "SET", "first", "1") == "OK"
     # No periodic checkpoint: the echo session keeps the secondary's own sequence
     # numbers (translated by its rewriter) up to the takeover and after it.
@@ -547,15 +552,25 @@ def test_a_survivor_is_protected_again(pair, start_vm, tmp_path):
     # A new secondary where the dead primary was.
     _port[0] += 1
     addr = f"127.0.0.1:{_port[0]}"
+    sec2_disk = []
+    if disk:
+        with open(tmp_path / "sec2.img", "wb") as f:
+            f.truncate(16 << 20)
+        sec2_disk = ["--disk", str(tmp_path / "sec2.img")]
     sec2 = start_vm(["secondary", "--listen", addr, "--mem", "256M", "--net",
-                     f"tap=tap-pri,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s2.sock")],
+                     f"tap=tap-pri,mac={GUEST_MAC}", "--qmp", str(tmp_path / "s2.sock")] + sec2_disk,
                     netns=net.name, name="sec2", command=None)
     qs2 = QMP(str(tmp_path / "s2.sock"))
     assert qs.execute("query-migrate")["return"]["status"] == "completed"
+    if disk:
+        assert qs.execute("migrate-set-parameters", {"x-check-disk": True}) == {"return": {}}
     assert qs.execute("migrate", {"uri": f"tcp:{addr}"}) == {"return": {}}
     wait_for(lambda: qs2.execute("query-colo-status")["return"]["mode"] == "secondary" and
              qs.execute("query-colo-status")["return"]["mode"] == "primary", what="COLO again")
     wait_for(lambda: counters(qs2)["checkpoints"] >= 2, what="checkpoints of the new pair")
+    if disk:
+        assert qs.execute("query-block-jobs")["return"][0]["status"] == "ready"
+        wait_for(lambda: counters(qs2)["disk-checks"] >= 2, what="disk checks of the new pair")
     code, out, err = finish(echo)
     assert code == 0, err + out + pair_diagnosis(net, qs, qs2)
     rw = qs.execute("query-colo-compare")["return"]["rewriter"]
@@ -572,6 +587,17 @@ def test_a_survivor_is_protected_again(pair, start_vm, tmp_path):
     assert redis(net, "GET", "first") == "1"
     assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
     assert qs2.execute("query-status")["return"]["status"] == "running"
+    if disk:  # the log on the new secondary's own image: a fresh VM replays it all
+        assert qs2.execute("quit") == {"return": {}}
+        sec2.wait_exit()
+        fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-pri,mac={GUEST_MAC}",
+                          "--disk", str(tmp_path / "sec2.img"), "--cmdline",
+                          f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services=kv,kvdisk=1"],
+                         netns=net.name, name="fresh")
+        m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
+        assert int(m.group(2)) >= acked + 1, (m.group(0), acked)
+        assert redis(net, "GET", "first") == "1"
+        assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
 
 
 def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
@@ -620,6 +646,7 @@ def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
     assert copy.returncode == 0, copy.stderr
     link = {"driver": "nbd", "node-name": "nbd0", "export": "disk0",
             "server": {"type": "inet", "host": "127.0.0.1", "port": str(nbd)}}
+    assert qp.execute("query-xen-replication-status")["return"] == {"error": True, "desc": "disk0: no replica"}
     assert qp.execute("blockdev-add", link) == {"return": {}}
     assert "in use" in qp.execute("blockdev-add", link)["error"]["desc"]
     assert qp.execute("x-blockdev-change", {"parent": "disk0", "node": "nbd0"}) == {"return": {}}
@@ -632,6 +659,9 @@ def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
     assert qp.execute("migrate", {"uri": f"tcp:127.0.0.1:{mig}"}) == {"return": {}}
     wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
              what="the pair to enter COLO")
+    assert qp.execute("query-xen-replication-status")["return"] == {"error": False}
+    r = qp.execute("xen-colo-do-checkpoint")
+    assert r["error"]["desc"] == "COLO drives the replication while it runs", r
     kv = start_client(net, KV_WRITER, net.GUEST_IP, 6)
     wait_for(lambda: counters(qs)["disk-checks"] >= 3, timeout=30, what="disk checks under load")
     fail_over(pri, qs)
