@@ -310,6 +310,8 @@ static int run_setup(struct run_ctx *c)
 	}
 	if (c->args.role == RUN_ROLE_SECONDARY)
 		c->migration.colo_capability = true;
+	for (int i = 0; i < c->args.ndisks; i++)
+		c->migration.colo_required |= c->args.disks[i].replication == RUN_REPL_SECONDARY;
 	if (c->args.incoming)
 		return run_listen_incoming(c);
 	ret = vm_start(&c->vm);

@@ -76,6 +76,9 @@ struct migration {
 	char error[256];
 	bool incoming;
 	bool colo_capability; /* x-colo: the migration enters COLO instead of completing */
+	/* Destination: refuse a migration that would not enter COLO (its disks
+	 * serve a COLO secondary only: --disk ...,replication=secondary). */
+	bool colo_required;
 	struct colo *colo;    /* where COLO runs once entered */
 	int fd;        /* connection, -1 when none */
 	int listen_fd; /* destination, until the source connects */

@@ -87,6 +87,11 @@ static int recv_load(struct migration *m, struct vmstate_loader *l, struct strea
 		migration_fail(m, "the source wants COLO but this destination lacks the x-colo capability");
 		ret = -EPROTO;
 	}
+	if (ret == 0 && !l->colo_requested && m->colo_required) {
+		migration_fail(m, "this destination can only become a COLO secondary (a disk with "
+				  "replication=secondary): migrate with the x-colo capability");
+		ret = -EPROTO;
+	}
 	/* A COLO secondary leaves the host backends alone until it fails over. */
 	if (ret == 0 && (ret = vmstate_apply_machine(l)) == 0 && !l->colo_requested) {
 		ret = vm_attach_backends(m->vm, &failed);

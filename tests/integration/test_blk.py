@@ -278,3 +278,28 @@ def test_replication_steps_driven_by_hand(start_vm, tmp_path):
     assert content[:1 << 20] == b"\x11" * (1 << 20)
     r = q.execute("xen-colo-do-checkpoint")  # after the failover: ignored, as upstream
     assert r == {"return": {}}, r
+
+
+def test_secondary_disk_refuses_a_plain_migration(start_vm, tmp_path):
+    """A VM whose disk serves a COLO secondary (replication=secondary) would give its
+    guest I/O errors if it ran as a plain migration target: it refuses the migration
+    before answering, and the source runs on."""
+    img = tmp_path / "sec.img"
+    img.write_bytes(b"\0" * (4 << 20))
+    dst = start_vm(["--incoming", "tcp:127.0.0.1:47992", "--qmp", str(tmp_path / "d.sock"),
+                    "--disk", f"{img},replication=secondary"], name="dst")
+    (tmp_path / "src.img").write_bytes(b"\0" * (4 << 20))
+    src = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "s.sock"), "--cmdline",
+                    "app=dirty,pages=16,period=10", "--disk", str(tmp_path / "src.img")], name="src")
+    qs = QMP(str(tmp_path / "s.sock"))
+    src.wait_console(r"counter=3\b")
+    assert qs.execute("migrate", {"uri": "tcp:127.0.0.1:47992"}) == {"return": {}}
+    r = wait_for(lambda: (lambda st: st if st["status"] in ("completed", "failed") else None)(
+        qs.execute("query-migrate")["return"]), 30, "the migration to end")
+    assert r["status"] == "failed", r
+    assert r.get("error-desc", "").startswith("the destination refused the VM"), r
+    assert qs.execute("query-status")["return"]["status"] == "running"
+    last = int(re.findall(r"counter=(\d+)", src.console())[-1])
+    src.wait_console(rf"counter={last + 3}\b")  # the guest still counts on the source
+    dst.wait_exit()
+    assert "can only become a COLO secondary (a disk with replication=secondary)" in dst.stderr()
