@@ -112,7 +112,7 @@ def main():
         except Exception as e:
             print(f"bench: {fn.__name__} failed: {e}", file=sys.stderr)
     # The other benchmark files, each also runnable alone.
-    for module in ("state", "services", "colo", "colo_net", "disk"):
+    for module in ("state", "services", "colo", "colo_net", "disk", "disk_guest"):
         try:
             __import__(module).main()
         except Exception as e:

@@ -8,7 +8,7 @@
  * - Sector granularity, because guests and the replication link write whole
  *   sectors: a write is always whole map units, so it never has to read the
  *   layer below to fill the rest of a larger block (no read-modify-write).
- *   The map costs 32 KiB per GiB of disk.
+ *   The map costs 256 KiB per GiB of disk.
  * - The map lives only in memory: an overlay only means something while this
  *   process runs (it holds the secondary's changes since the last
  *   checkpoint), and a secondary that restarts has lost its VM and must be
