@@ -34,7 +34,7 @@
 #include "colo/disk.h"
 #include "state/migrate.h"
 #include "state/snapshot.h"
-#include "vm/pvh.h"
+#include "vm/boot.h"
 #include "vm/vm.h"
 
 static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
@@ -181,7 +181,7 @@ static int run_load_guest(struct run_ctx *c)
 	if (c->args.incoming)
 		return 0;
 	if (!c->args.restore)
-		return pvh_boot(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline);
+		return boot_kernel(&c->vm, c->args.kernel, c->args.initrd, c->args.cmdline);
 	ret = snapshot_restore_fresh(&c->vm, c->args.restore, err, sizeof(err));
 	if (ret < 0)
 		log_error("%s", err);

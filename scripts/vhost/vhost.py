@@ -86,6 +86,7 @@ def _prepare(log):
     version = pkg[len("linux-image-"):]
     out = os.path.join(CACHE, version)
     paths = {"kernel": os.path.join(out, "vmlinux"), "initrd": os.path.join(out, "initramfs.cpio"),
+             "bzimage": os.path.join(out, "vmlinuz"),
              "modules": os.path.join(out, "lib", "modules", version)}
     stamp = os.path.join(out, "stamp")
     sources = [os.path.join(HERE, "init.sh"), "/bin/busybox", __file__]
@@ -106,6 +107,7 @@ def _prepare(log):
         tree = os.path.join(tmp, "x")
         subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), tree], check=True)
         write_vmlinux(os.path.join(tree, "boot", f"vmlinuz-{version}"), paths["kernel"])
+        shutil.copyfile(os.path.join(tree, "boot", f"vmlinuz-{version}"), paths["bzimage"])
         shutil.move(os.path.join(tree, "lib", "modules", version), paths["modules"])
     run(["depmod", "-b", out, version])
     order = module_load_order(paths["modules"], BOOT_MODULES)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "vm/boot.h"
 #include "vm/mptable.h"
 #include "vm/vcpu.h"
 #include "vm/vm.h"
@@ -168,94 +169,7 @@ int pvh_load_elf(struct gmem *mem, const uint8_t *image, size_t len, struct pvh_
 }
 
 /* Maps a whole file read-only; *len = its size. */
-static int pvh_map_file(const char *path, const char *what, uint8_t **data, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		int err = -errno;
-
-		log_error("%s %s: %s", what, path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return err;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-		log_error("%s %s: not a regular non-empty file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	*len = (size_t)st.st_size;
-	*data = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (*data == MAP_FAILED) {
-		log_error("%s %s: %s", what, path, strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-static uint64_t pvh_low_ram_end(const struct gmem *mem)
-{
-	return mem->slots[0].gpa + mem->slots[0].size;
-}
-
-static int pvh_load_kernel(struct vm *vm, const char *path, struct pvh_kernel *k)
-{
-	const char *why = NULL;
-	uint8_t *image;
-	size_t len;
-	int ret = pvh_map_file(path, "kernel", &image, &len);
-
-	if (ret < 0)
-		return ret;
-	ret = pvh_parse_elf(image, len, pvh_low_ram_end(&vm->mem), &k->entry, &why);
-	if (ret < 0)
-		log_error("kernel %s: %s", path, why);
-	else
-		ret = pvh_load_elf(&vm->mem, image, len, k);
-	munmap(image, len);
-	return ret;
-}
-
-/* initrd at the top of low RAM, page aligned, above the kernel. */
-static int pvh_load_initrd(struct vm *vm, const char *path, const struct pvh_kernel *k,
-			   struct hvm_modlist_entry *mod)
-{
-	uint8_t *data;
-	size_t len;
-	uint64_t gpa;
-	int ret = pvh_map_file(path, "initrd", &data, &len);
-
-	if (ret < 0)
-		return ret;
-	gpa = (pvh_low_ram_end(&vm->mem) - len) & ~(GMEM_PAGE_SIZE - 1);
-	if (len > pvh_low_ram_end(&vm->mem) || gpa < k->load_end) {
-		log_error("initrd %s: %zu bytes do not fit in guest RAM above the kernel", path, len);
-		munmap(data, len);
-		return -ENOMEM;
-	}
-	gmem_write(&vm->mem, gpa, data, len);
-	munmap(data, len);
-	*mod = (struct hvm_modlist_entry){ .paddr = gpa, .size = len };
-	return 0;
-}
-
-static int pvh_write_cmdline(struct vm *vm, const char *cmdline)
-{
-	char buf[PVH_CMDLINE_MAX];
-	int n = snprintf(buf, sizeof(buf), "%s%s%s", cmdline ? cmdline : "",
-			 cmdline && *cmdline && vm->cmdline_devices[0] ? " " : "",
-			 vm->cmdline_devices);
-
-	if (n < 0 || n >= (int)sizeof(buf)) {
-		log_error("command line too long (max %d bytes with device entries)",
-			  PVH_CMDLINE_MAX - 1);
-		return -E2BIG;
-	}
-	return gmem_write(&vm->mem, PVH_CMDLINE_GPA, buf, (uint64_t)n + 1);
-}
+static uint64_t pvh_low_ram_end(const struct gmem *mem) { return boot_low_ram_end(mem); }
 
 static int pvh_write_start_info(struct vm *vm, int have_initrd,
 				const struct hvm_modlist_entry *mod)
@@ -280,22 +194,30 @@ static int pvh_write_start_info(struct vm *vm, int have_initrd,
 	return gmem_write(&vm->mem, PVH_START_INFO_GPA, &si, sizeof(si));
 }
 
-int pvh_boot(struct vm *vm, const char *kernel_path, const char *initrd_path,
+int pvh_boot(struct vm *vm, const char *path, const uint8_t *image, size_t len, const char *initrd_path,
 	     const char *cmdline)
 {
 	struct hvm_modlist_entry mod = { 0 };
+	const char *why = NULL;
 	struct pvh_kernel k;
+	uint64_t gpa, size;
 	int ret;
 
 	if (pvh_low_ram_end(&vm->mem) < 2 * PVH_HIGH_RAM_START) {
 		log_error("guest memory too small for PVH boot (need at least 2 MiB)");
 		return -EINVAL;
 	}
-	ret = pvh_load_kernel(vm, kernel_path, &k);
-	if (ret == 0 && initrd_path)
-		ret = pvh_load_initrd(vm, initrd_path, &k, &mod);
+	if ((ret = pvh_parse_elf(image, len, pvh_low_ram_end(&vm->mem), &k.entry, &why)) < 0) {
+		log_error("kernel %s: %s", path, why);
+		return ret;
+	}
+	ret = pvh_load_elf(&vm->mem, image, len, &k);
+	if (ret == 0 && initrd_path) {
+		ret = boot_load_initrd(vm, initrd_path, k.load_end, pvh_low_ram_end(&vm->mem), &gpa, &size);
+		mod = (struct hvm_modlist_entry){ .paddr = gpa, .size = size };
+	}
 	if (ret == 0)
-		ret = pvh_write_cmdline(vm, cmdline);
+		ret = boot_write_cmdline(vm, cmdline, PVH_CMDLINE_GPA, PVH_CMDLINE_MAX);
 	if (ret == 0)
 		ret = pvh_write_start_info(vm, initrd_path != NULL, &mod);
 	if (ret < 0)

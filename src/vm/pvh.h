@@ -50,10 +50,11 @@ int pvh_parse_elf(const uint8_t *image, size_t len, uint64_t ram_low_end, uint32
 int pvh_load_elf(struct gmem *mem, const uint8_t *image, size_t len, struct pvh_kernel *k);
 
 /*
- * Whole boot: kernel file, optional initrd file, command line (the VMM's
- * device entries are appended). Logs one clear line and returns -errno on error.
+ * Whole boot from a PVH ELF image (path: for messages; boot_kernel maps it), optional
+ * initrd file, command line (the VMM's device entries are appended). Logs one
+ * clear line and returns -errno on error.
  */
-int pvh_boot(struct vm *vm, const char *kernel_path, const char *initrd_path,
+int pvh_boot(struct vm *vm, const char *path, const uint8_t *image, size_t len, const char *initrd_path,
 	     const char *cmdline);
 
 #endif

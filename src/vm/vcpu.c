@@ -187,16 +187,17 @@ static void vcpu_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type)
 	s->g = 1;
 }
 
-int vcpu_set_pvh_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info)
+/* 32-bit protected mode, flat 4 GiB segments, paging off: what both the PVH
+ * entry and Linux's 32-bit boot protocol expect. */
+static int vcpu_set_flat32_state(struct vcpu *vcpu, uint16_t cs, uint16_t ds, const struct kvm_regs *regs)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs;
 	struct kvm_fpu fpu;
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return -errno;
-	vcpu_flat_segment(&sregs.cs, 0x08, 0xb);
-	vcpu_flat_segment(&sregs.ds, 0x10, 0x3);
+	vcpu_flat_segment(&sregs.cs, cs, 0xb);
+	vcpu_flat_segment(&sregs.ds, ds, 0x3);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	memset(&sregs.tr, 0, sizeof(sregs.tr));
 	sregs.tr.type = 0xb; /* busy 32-bit TSS: entry checks want a usable TR */
@@ -207,18 +208,28 @@ int vcpu_set_pvh_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_in
 	sregs.efer = 0;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
-
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = entry;
-	regs.rbx = start_info;
-	regs.rflags = 0x2;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
 		return -errno;
-
 	memset(&fpu, 0, sizeof(fpu));
 	fpu.fcw = 0x37f;
 	fpu.mxcsr = 0x1f80;
 	return ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0 ? -errno : 0;
+}
+
+int vcpu_set_pvh_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info)
+{
+	struct kvm_regs regs = { .rip = entry, .rbx = start_info, .rflags = 0x2 };
+
+	return vcpu_set_flat32_state(vcpu, 0x08, 0x10, &regs);
+}
+
+int vcpu_set_linux32_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t boot_params)
+{
+	/* Documentation/arch/x86/boot.rst: __BOOT_CS 0x10, __BOOT_DS 0x18, %esi
+	 * the boot_params, interrupts off; %ebp, %edi, %ebx zero. */
+	struct kvm_regs regs = { .rip = entry, .rsi = boot_params, .rflags = 0x2 };
+
+	return vcpu_set_flat32_state(vcpu, 0x10, 0x18, &regs);
 }
 
 void vcpu_kick(struct vcpu *vcpu)

@@ -32,6 +32,8 @@ int vcpu_create(struct vm *vm, int id, struct vcpu **out);
 void vcpu_destroy(struct vcpu *vcpu);
 /* 32-bit protected mode, paging off, EBX = start_info (the PVH entry state). */
 int vcpu_set_pvh_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info);
+/* Linux's 32-bit boot protocol: entry with %esi = the boot_params (zero page). */
+int vcpu_set_linux32_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t boot_params);
 /* Starts the thread that loops on KVM_RUN. */
 int vcpu_start(struct vcpu *vcpu);
 /* Asks the vCPU thread to block in the idle call after this exit (vCPU thread). */

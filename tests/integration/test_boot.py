@@ -69,7 +69,8 @@ def test_kernel_missing(kvm, tmp_path):
 def test_kernel_not_elf(kvm, tmp_path):
     k = tmp_path / "k.txt"
     k.write_text("not a kernel\n")
-    expect_bad_input(["run", "--kernel", str(k)], "not an ELF file")
+    expect_bad_input(["run", "--kernel", str(k)],
+                     f"kernel {k}: neither an ELF (PVH) nor a Linux bzImage (no \"HdrS\" boot header)")
 
 
 def test_kernel_without_pvh_note(kvm, tmp_path):
