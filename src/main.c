@@ -14,6 +14,7 @@
 #include "block/file.h"
 #include "cli/monitor_client.h"
 #include "cli/run_args.h"
+#include "dev/reset.h"
 #include "dev/serial.h"
 #include "dev/testdev.h"
 #include "dev/virtio_blk.h"
@@ -105,7 +106,8 @@ static int run_add_devices(struct run_ctx *c)
 	struct device *dev;
 	int ret;
 
-	if ((ret = testdev_create(&c->vm, NULL)) || (ret = serial_create(&c->vm, out_fd, in_fd, NULL))) {
+	if ((ret = testdev_create(&c->vm, NULL)) || (ret = serial_create(&c->vm, out_fd, in_fd, NULL)) ||
+	    (ret = reset_create(&c->vm))) {
 		log_error("creating the platform devices: %s", strerror(-ret));
 		return ret;
 	}
