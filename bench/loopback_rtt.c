@@ -15,23 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
+
 #define BLOCK 4096
 #define ROUNDS 2000
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void die(const char *what)
 {
@@ -97,15 +84,15 @@ int main(void)
 		die("connect");
 	no_delay(fd);
 	for (int i = 0; i < ROUNDS; i++) {
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 
 		if (write(fd, buf, BLOCK) != BLOCK)
 			die("write");
 		read_all(fd, buf, 1);
-		rtt[i] = now_ns() - t;
+		rtt[i] = bench_now_ns() - t;
 	}
 	waitpid(child, NULL, 0);
-	qsort(rtt, ROUNDS, sizeof(rtt[0]), cmp_u64);
+	qsort(rtt, ROUNDS, sizeof(rtt[0]), bench_cmp_u64);
 	printf("bench: net.loopback_rtt_4k.p50 %.1f us\n", (double)rtt[ROUNDS / 2] / 1000);
 	printf("bench: net.loopback_rtt_4k.p99 %.1f us\n", (double)rtt[ROUNDS * 99 / 100] / 1000);
 	return 0;

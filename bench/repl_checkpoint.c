@@ -16,27 +16,13 @@
 #include "block/file.h"
 #include "block/overlay.h"
 #include "block/replication.h"
+#include "bench_clock.h"
 
 #define DISK_SIZE (1ull << 30)
 #define BLOCK 4096u
 #define ROUNDS 15
 
 static const unsigned dirty_blocks[] = { 0, 16, 256, 4096 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void die(const char *what)
 {
@@ -73,13 +59,13 @@ static void measure(struct replication *r, unsigned k, uint64_t *rng)
 
 	for (int i = 0; i < ROUNDS; i++) {
 		dirty_overlays(r, k, rng);
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 
 		if (repl_do_checkpoint(r) < 0)
 			die("repl_do_checkpoint");
-		took[i] = now_ns() - t;
+		took[i] = bench_now_ns() - t;
 	}
-	qsort(took, ROUNDS, sizeof(took[0]), cmp_u64);
+	qsort(took, ROUNDS, sizeof(took[0]), bench_cmp_u64);
 	printf("bench: disk.checkpoint_empty.p50.blocks=%u %.1f us\n", k, (double)took[ROUNDS / 2] / 1000);
 	printf("bench: disk.checkpoint_empty.max.blocks=%u %.1f us\n", k, (double)took[ROUNDS - 1] / 1000);
 }

@@ -21,25 +21,11 @@
 #include "block/nbd_server.h"
 #include "block/overlay.h"
 #include "block/replication.h"
+#include "bench_clock.h"
 
 #define DISK_SIZE (64u << 20)
 #define BLOCK 4096u
 #define WRITES 4096
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static char *make_image(void)
 {
@@ -57,19 +43,19 @@ static double measure(const char *name, struct blk_backend *be)
 {
 	static uint64_t lat[WRITES];
 	static uint8_t buf[BLOCK];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	memset(buf, 0x5a, sizeof(buf));
 	for (int i = 0; i < WRITES; i++) {
 		struct iovec iov = { buf, BLOCK };
-		uint64_t off = ((uint64_t)i * 7919 % (DISK_SIZE / BLOCK)) * BLOCK, t = now_ns();
+		uint64_t off = ((uint64_t)i * 7919 % (DISK_SIZE / BLOCK)) * BLOCK, t = bench_now_ns();
 
 		if (blk_backend_pwritev(be, &iov, 1, off) < 0)
 			exit(1);
-		lat[i] = now_ns() - t;
+		lat[i] = bench_now_ns() - t;
 	}
-	double secs = (double)(now_ns() - t0) / 1e9;
-	qsort(lat, WRITES, sizeof(lat[0]), cmp_u64);
+	double secs = (double)(bench_now_ns() - t0) / 1e9;
+	qsort(lat, WRITES, sizeof(lat[0]), bench_cmp_u64);
 	printf("bench: disk.%s.write_4k.p50 %.1f us\n", name, (double)lat[WRITES / 2] / 1000);
 	printf("bench: disk.%s.write_4k.p99 %.1f us\n", name, (double)lat[WRITES * 99 / 100] / 1000);
 	printf("bench: disk.%s.write_4k.throughput %.1f MB/s\n", name, WRITES * (double)BLOCK / secs / 1e6);

@@ -219,6 +219,26 @@ def redis(net, *args):
     return p.stdout.decode().strip()
 
 
+def expect_acked_sets(net, acked):
+    """SET k<i> v<i> for every i < acked (a sample and the last) is served."""
+    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
+        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+
+
+def replay_on_fresh_vm(start_vm, q, vm, net, tap, image, acked):
+    """The serving VM quits; a new one booted from its image replays the KV log on
+    it and serves every acknowledged SET: the image itself holds them."""
+    assert q.execute("quit") == {"return": {}}
+    vm.wait_exit()
+    fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap={tap},mac={GUEST_MAC}",
+                      "--disk", str(image), "--cmdline",
+                      f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services=kv,kvdisk=1"],
+                     netns=net.name, name="fresh")
+    m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
+    assert int(m.group(2)) >= acked + 1, (m.group(0), acked)
+    expect_acked_sets(net, acked)
+
+
 def test_clients_survive_primary_death(pair, tmp_path):
     net, pri, qp, sec, qs = pair()
     size = 6_000_000
@@ -250,8 +270,7 @@ def test_clients_survive_primary_death(pair, tmp_path):
     assert bench.returncode == 0 and b"rror" not in out + err, \
         (out + err).decode(errors="replace")[-600:] + pair_diagnosis(net, qp, qs)
     # Every acknowledged SET is there, and new connections work.
-    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
-        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+    expect_acked_sets(net, acked)
     assert redis(net, "PING") == "PONG"
     assert qs.execute("query-status")["return"]["status"] == "running"
 
@@ -274,20 +293,10 @@ def test_replicated_disk_keeps_every_acknowledged_write(pair, start_vm, tmp_path
     assert code == 0, err + out + pair_diagnosis(net, qp, qs)
     acked = int(re.search(r"acked (\d+)", out).group(1))
     assert acked > 0
-    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
-        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+    expect_acked_sets(net, acked)
     # The takeover committed the overlays: the image itself holds the log.
-    assert qs.execute("quit") == {"return": {}}
-    sec.wait_exit()
-    fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-sec,mac={GUEST_MAC}",
-                      "--disk", str(tmp_path / "sec.img"), "--cmdline",
-                      f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services=kv,kvdisk=1"],
-                     netns=net.name, name="fresh")
-    m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
-    assert int(m.group(2)) >= acked + 1, (m.group(0), acked)
+    replay_on_fresh_vm(start_vm, qs, sec, net, "tap-sec", tmp_path / "sec.img", acked)
     assert redis(net, "GET", "before") == "idle"
-    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
-        assert redis(net, "GET", f"k{i}") == f"v{i}", i
 
 
 def test_replicated_disk_equals_the_primarys(pair, tmp_path):
@@ -588,16 +597,8 @@ def test_a_survivor_is_protected_again(pair, start_vm, tmp_path, disk):
     assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
     assert qs2.execute("query-status")["return"]["status"] == "running"
     if disk:  # the log on the new secondary's own image: a fresh VM replays it all
-        assert qs2.execute("quit") == {"return": {}}
-        sec2.wait_exit()
-        fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-pri,mac={GUEST_MAC}",
-                          "--disk", str(tmp_path / "sec2.img"), "--cmdline",
-                          f"app=serve,ip={net.GUEST_IP}/24,ip6={net.GUEST_IP6}/64,services=kv,kvdisk=1"],
-                         netns=net.name, name="fresh")
-        m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
-        assert int(m.group(2)) >= acked + 1, (m.group(0), acked)
+        replay_on_fresh_vm(start_vm, qs2, sec2, net, "tap-pri", tmp_path / "sec2.img", acked)
         assert redis(net, "GET", "first") == "1"
-        assert redis(net, "GET", f"k{acked - 1}") == f"v{acked - 1}"
 
 
 def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
@@ -670,12 +671,6 @@ def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
     assert code == 0, err + out + pair_diagnosis(net, qp, qs)
     acked = int(re.search(r"acked (\d+)", out).group(1))
     assert acked > 0
-    for i in list(range(0, acked, max(1, acked // 50))) + [acked - 1]:
-        assert redis(net, "GET", f"k{i}") == f"v{i}", i
+    expect_acked_sets(net, acked)
     assert redis(net, "GET", "before") == "protection"
-    assert qs.execute("quit") == {"return": {}}
-    sec.wait_exit()
-    fresh = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-sec,mac={GUEST_MAC}",
-                      "--disk", str(sec_img), "--cmdline", cmdline], netns=net.name, name="fresh")
-    m = fresh.wait_console(r"kv: log replayed: (\d+) records, (\d+) keys")
-    assert int(m.group(2)) >= acked + 1, (m.group(0), acked)
+    replay_on_fresh_vm(start_vm, qs, sec, net, "tap-sec", sec_img, acked)
