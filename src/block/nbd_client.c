@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <libnbd.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +71,29 @@ static int client_flush(struct blk_backend *be)
 
 static uint64_t client_size(struct blk_backend *be) { return to_client(be)->size; }
 
+/*
+ * Whether NBD_CMD_DISC can still be sent. libnbd 1.14's nbd_shutdown reads
+ * memory it has freed when writing DISC fails (valgrind: a server that hung
+ * up, or our own shutdown(2) of a dead secondary's link before the close), so
+ * a link that is down gets no DISC: ready in libnbd's eyes and no hang-up or
+ * error on the socket.
+ */
+static bool link_alive(struct nbd_handle *h)
+{
+	struct pollfd p = { .fd = nbd_aio_get_fd(h), .events = POLLOUT | POLLRDHUP };
+
+	if (!nbd_aio_is_ready(h) || p.fd < 0 || poll(&p, 1, 0) < 0)
+		return false;
+	return !(p.revents & (POLLERR | POLLHUP | POLLRDHUP));
+}
+
 static void client_close(struct blk_backend *be)
 {
 	struct nbd_client *c = to_client(be);
 
 	if (c->h) {
-		nbd_shutdown(c->h, 0); /* NBD_CMD_DISC; harmless if the link is gone */
+		if (link_alive(c->h))
+			nbd_shutdown(c->h, 0); /* NBD_CMD_DISC: the server ends the session cleanly */
 		nbd_close(c->h);
 	}
 	free(c);
