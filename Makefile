@@ -15,8 +15,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all unit unit-plain unit-kvm unit-memcheck check integration fuzz fuzz-run bench clean
-all: $(BUILD)/lockstep guest unit-bins
+.PHONY: all bench-bins unit unit-plain unit-kvm unit-memcheck check integration fuzz fuzz-run bench clean
+all: $(BUILD)/lockstep guest unit-bins bench-bins
 
 include guest/guest.mk
 
@@ -108,6 +108,7 @@ $(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/liblockstep-fuzz.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
 
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+bench-bins: $(BENCH_BINS) # built with everything, so they cannot rot unnoticed
 $(BUILD)/bench/%: bench/%.c $(BUILD)/liblockstep.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/liblockstep.a -o $@ $(LDLIBS)
