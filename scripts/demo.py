@@ -2,8 +2,10 @@
 """The lockstep demo: a protected VM pair across two virtual test hosts survives
 the loss of its primary's host.
 
-Host A runs the primary, host B the secondary (scripts/vhost/pair.py); a client
-on the LAN outside both writes to the guest's key-value store over one TCP
+Host A runs the primary, host B the secondary (scripts/vhost/pair.py), each with
+its own disk image: host A's is copied to host B when protection starts, then
+every write reaches both. A client on the LAN outside both writes to the guest's
+key-value store (which logs each write to its disk before answering) over one TCP
 connection, without pause. The power of host A is pulled (its QEMU is killed:
 lockstep, its TAP and the host kernel vanish at once), the secondary is told to
 take over, and the client goes on over the same connection. At the end every
@@ -19,6 +21,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vhost"))
 from pair import CLIENT_IP, GUEST_IP, LOCKSTEP, QMP_PATH, TwoHosts  # noqa: E402
 from vhost import VhostError  # noqa: E402
+
+DISK = "/tmp/lockstep-demo.img"  # in each host: the guest's disk, replicated from A to B
+DISK_MIB = 16
 
 
 def say(msg):
@@ -87,15 +92,19 @@ def demo():
     try:
         say(f"Both up. Client LAN {CLIENT_IP}/24 (clients outside both hosts), replication link between A and B")
         say("Starting the secondary on host B, then the primary on host A (the test guest's"
-            f" key-value store at {GUEST_IP})")
-        hosts.start_secondary()
+            f" key-value store at {GUEST_IP}, which logs every write to its disk before answering)")
+        for h in hosts.hosts.values():  # host B's image starts empty: protection copies A's
+            h.run(["truncate", "-s", f"{DISK_MIB}M", DISK], check=True)
+        hosts.start_secondary(extra=["--disk", DISK])
         wait_for(lambda: hosts.qmp("secondary", "query-status"), 60, "the secondary's monitor")
-        hosts.start_primary(f"app=serve,ip={GUEST_IP}/24,services=echo+kv",
-                            extra=["--checkpoint-delay", "500"])
+        hosts.start_primary(f"app=serve,ip={GUEST_IP}/24,services=echo+kv,kvdisk=1",
+                            extra=["--checkpoint-delay", "500", "--disk", DISK])
         wait_for(lambda: hosts.qmp("secondary", "query-colo-status")["mode"] == "secondary", 90,
                  "the pair to enter COLO")
-        say("The pair is protected: primary and secondary run the same guest; checkpoints every 500 ms"
-            " and whenever their network output differs")
+        job = hosts.qmp("primary", "query-block-jobs")[0]
+        say(f"The pair is protected: host A's {job['len'] >> 20} MiB disk was copied to host B and every"
+            " write now reaches both disks before the guest sees it done; primary and secondary run"
+            " the same guest; checkpoints every 500 ms and whenever their network output differs")
 
         writer = Writer(hosts)
         writer.thread.start()
@@ -134,7 +143,7 @@ def demo():
         if lost:
             raise VhostError(f"{len(lost)} acknowledged writes missing after the failover: {lost[:5]} ...")
         status = hosts.qmp("secondary", "query-status")["status"]
-        say(f"Host B's copy is {status}, host A is gone: one copy serves")
+        say(f"Host B's copy is {status}, host A is gone: one copy serves, from host B's own disk")
 
         print()
         print("Summary")
@@ -142,7 +151,8 @@ def demo():
         print(f"  longest pause the client saw:          {writer.longest_gap(t_loss):.2f} s"
               " (failover, as seen by the client)")
         print("  client connections kept / reset:       1 / 0")
-        print(f"  writes acknowledged / read back:       {len(writer.acks)} / {len(writer.acks)}")
+        print(f"  writes acknowledged / read back:       {len(writer.acks)} / {len(writer.acks)}"
+              " (each logged to the replicated disk before its answer)")
         print(f"  demo time:                             {time.monotonic() - t_start:.0f} s")
     finally:
         hosts.close()
