@@ -1,10 +1,11 @@
 /*
- * app=dirty,pages=N,period=MS: a steady page-dirtying load for dirty
+ * app=dirty,pages=N,period=MS[,stop=C]: a steady page-dirtying load for dirty
  * tracking and checkpoint tests. Every period the counter goes up by one and
  * its value is written into each of the N pages (with the page index, so
  * every page holds a distinct value that changes every period), then exactly
  * one line is printed:  dirty: counter=C pages=N
- * Defaults: pages=16, period=100 (ms). Never returns.
+ * Defaults: pages=16, period=100 (ms). Never returns, unless stop=C: then
+ * the guest ends (exit status 0) once the counter reaches C.
  */
 #include "app.h"
 #include "guest.h"
@@ -47,6 +48,7 @@ static void sleep_until(uint32_t deadline)
 static int dirty_main(void)
 {
 	uint64_t pages = cmdline_u64("pages", 16), period = cmdline_u64("period", 100);
+	uint64_t stop = cmdline_u64("stop", 0);
 	uint8_t *mem;
 	uint64_t counter = 0;
 	uint32_t deadline = guest_clock_ms();
@@ -61,6 +63,8 @@ static int dirty_main(void)
 		for (uint64_t i = 0; i < pages; i++)
 			dirty_page(mem + i * PAGE_SIZE, counter, i);
 		printf("dirty: counter=%lu pages=%lu\n", counter, pages);
+		if (counter == stop)
+			return 0;
 		deadline += (uint32_t)period;
 		/* After a long pause (e.g. the VM was stopped) do not run to catch up. */
 		if ((int32_t)(guest_clock_ms() - deadline) > (int32_t)period)

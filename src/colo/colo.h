@@ -176,6 +176,14 @@ int colo_add_participant(struct colo *c, const struct colo_participant *p);
 int colo_start_primary(struct colo *c, int fd, bool resume_vm, bool check_ram);
 int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool check_ram);
 
+/*
+ * Primary, any thread: the guest ended by itself (reason: SHUTDOWN's
+ * "guest-shutdown", "guest-reset" or "guest-panic"). COLO tells the
+ * secondary, which ends its VM the same way instead of waiting for a
+ * takeover decision, and COLO ends (reason none). Returns once that is done,
+ * or after about a second. Not a primary in COLO, or another reason: nothing.
+ */
+void colo_guest_ended(struct colo *c, int exit_status, const char *reason);
 /* Any thread: ask for a checkpoint now (primary only; ignored otherwise). */
 void colo_request_checkpoint(struct colo *c, enum colo_reason why);
 /* The network link to the peer failed (any thread): COLO ends as for a dead

@@ -25,6 +25,7 @@ enum colo_msg {
 	COLO_MSG_VMSTATE_LOADED = 6,
 	COLO_MSG_HEARTBEAT = 7, /* ours: "still here", sent by either side while idle */
 	COLO_MSG_RAM_BACKGROUND = 8, /* ours: P -> S, RAM while both run, before a checkpoint */
+	COLO_MSG_GUEST_ENDED = 9, /* ours: P -> S, the guest ended; value: colo_guest_end_encode */
 	COLO_MSG_COUNT,
 };
 
@@ -56,7 +57,8 @@ struct colo {
 	uint64_t *bitmap;
 	bool check_ram;
 	bool check_disk;
-	bool resume_vm;             /* the VM ran before the stop-and-copy: run it again */
+	bool resume_vm;
+	uint64_t guest_end;         /* colo_guest_ended: the message's value + 1 (0: none), atomic */             /* the VM ran before the stop-and-copy: run it again */
 
 	/* Secondary */
 	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
@@ -79,6 +81,7 @@ struct colo {
 	int listen_fd;      /* secondary: the migration listener, kept for the links */
 	uint64_t checkpoint_mark; /* secondary: the mark that came with vmstate-send */
 	char unusable[256]; /* secondary: why its state can no longer be taken over */
+	bool guest_ended;   /* the guest ended (primary: announced; secondary: told): COLO ends, reason none */
 
 	struct colo_participant participants[COLO_MAX_PARTICIPANTS];
 	int n_participants;
@@ -115,6 +118,10 @@ int colo_write_participant_digests(struct colo *c, struct stream_out *out);
 /* Secondary, the checkpoint applied: each digest that came with it, checked by
  * the participant of that name; one that is missing or differs fails. */
 int colo_verify_participant_digests(struct colo *c, const struct vmstate_digest *d, int n);
+/* A guest's end on the wire: exit status and SHUTDOWN reason; -EINVAL for an unknown reason. */
+int colo_guest_end_encode(int exit_status, const char *reason, uint64_t *value);
+/* The reverse; NULL reason for a value no primary sends. */
+const char *colo_guest_end_decode(uint64_t value, int *exit_status);
 /* The mark of the participant that has one (0 if none). */
 uint64_t colo_participant_mark(struct colo *c);
 void colo_record_pause(struct colo *c, uint64_t pause_us);

@@ -243,6 +243,52 @@ bool colo_failover_cas(struct colo *c, int from, int to)
 					   __ATOMIC_ACQUIRE);
 }
 
+static const char *const guest_end_reasons[] = { "guest-shutdown", "guest-reset", "guest-panic" };
+#define GUEST_END_REASONS (sizeof(guest_end_reasons) / sizeof(guest_end_reasons[0]))
+
+int colo_guest_end_encode(int exit_status, const char *reason, uint64_t *value)
+{
+	for (unsigned i = 0; reason && i < GUEST_END_REASONS; i++) {
+		if (strcmp(reason, guest_end_reasons[i]) == 0) {
+			*value = (uint64_t)(exit_status & 0xff) | (uint64_t)i << 8;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+const char *colo_guest_end_decode(uint64_t value, int *exit_status)
+{
+	*exit_status = (int)(value & 0xff);
+	return value >> 8 < GUEST_END_REASONS ? guest_end_reasons[value >> 8] : NULL;
+}
+
+void colo_guest_ended(struct colo *c, int exit_status, const char *reason)
+{
+	uint64_t value, one = 1;
+	bool primary;
+
+	pthread_mutex_lock(&c->lock);
+	primary = c->running && c->mode == COLO_MODE_PRIMARY;
+	pthread_mutex_unlock(&c->lock);
+	if (!primary || colo_guest_end_encode(exit_status, reason, &value) < 0)
+		return;
+	__atomic_store_n(&c->guest_end, value + 1, __ATOMIC_RELEASE);
+	if (write(c->trigger_fd, &one, sizeof(one)) < 0) {
+		/* already signalled */
+	}
+	for (int ms = 0; ms < 1000; ms += 10) { /* the COLO thread sends it and leaves */
+		bool running;
+
+		pthread_mutex_lock(&c->lock);
+		running = c->running;
+		pthread_mutex_unlock(&c->lock);
+		if (!running)
+			return;
+		usleep(10000);
+	}
+}
+
 void colo_request_checkpoint(struct colo *c, enum colo_reason why)
 {
 	uint64_t one = 1;
@@ -499,6 +545,7 @@ static const char *const colo_msg_names[COLO_MSG_COUNT] = {
 	[COLO_MSG_VMSTATE_LOADED] = "vmstate-loaded",
 	[COLO_MSG_HEARTBEAT] = "heartbeat",
 	[COLO_MSG_RAM_BACKGROUND] = "ram-background",
+	[COLO_MSG_GUEST_ENDED] = "guest-ended",
 };
 
 /* expect: the message waited for, or COLO_MSG_COUNT for any. */
@@ -696,7 +743,8 @@ bool colo_await_takeover(struct colo *c)
 void colo_finish(struct colo *c, bool vm_runs_alone)
 {
 	bool requested = colo_failover_cas(c, COLO_FAILOVER_ACTIVE, COLO_FAILOVER_COMPLETED);
-	enum colo_exit_reason reason = requested ? COLO_EXIT_REQUEST : COLO_EXIT_ERROR;
+	enum colo_exit_reason reason = requested ? COLO_EXIT_REQUEST : c->guest_ended ? COLO_EXIT_NONE
+											: COLO_EXIT_ERROR;
 	enum colo_mode mode;
 	bool announced;
 

@@ -329,6 +329,26 @@ static int secondary_checkpoint(struct colo *c)
 	return ret;
 }
 
+/* The primary's guest ended: ours ends the same way; no takeover, no wait. */
+static int secondary_end_with_guest(struct colo *c)
+{
+	const char *reason;
+	uint64_t value;
+	int status;
+
+	if (stream_in_read(&c->in, &value, sizeof(value)) < 0) {
+		colo_fail(c, "connection to the primary lost in message guest-ended");
+		return c->in.error;
+	}
+	if (!(reason = colo_guest_end_decode(value, &status))) {
+		colo_fail(c, "guest-ended with an unknown reason %llu", (unsigned long long)(value >> 8));
+		return -EPROTO;
+	}
+	c->guest_ended = true;
+	vm_request_shutdown(c->vm, status, reason);
+	return -ESHUTDOWN;
+}
+
 static int secondary_loop(struct colo *c)
 {
 	int ret = colo_send_msg(c, COLO_MSG_CHECKPOINT_READY);
@@ -354,6 +374,8 @@ static int secondary_loop(struct colo *c)
 			ret = secondary_checkpoint(c);
 		else if (msg == COLO_MSG_RAM_BACKGROUND)
 			ret = secondary_receive_background(c);
+		else if (msg == COLO_MSG_GUEST_ENDED)
+			ret = secondary_end_with_guest(c);
 		else if (msg != COLO_MSG_HEARTBEAT)
 			colo_fail(c, "unexpected COLO message %u from the primary", msg), ret = -EPROTO;
 		if (ret == 0)
@@ -375,6 +397,11 @@ static bool secondary_take_over(struct colo *c)
 	pthread_mutex_lock(&c->lock);
 	unusable = c->unusable[0] != '\0';
 	pthread_mutex_unlock(&c->lock);
+	if (c->guest_ended) { /* the guest is gone on both sides: nothing to take over */
+		if (vm_get_state(c->vm) == VM_STATE_RUNNING)
+			vm_pause_quiet(c->vm);
+		return false;
+	}
 	if (unusable) { /* never runs again: the primary serves on alone */
 		if (vm_get_state(c->vm) == VM_STATE_RUNNING)
 			vm_pause_quiet(c->vm);

@@ -555,6 +555,18 @@ void vm_request_shutdown(struct vm *vm, int exit_status, const char *reason)
 	}
 }
 
+bool vm_shutdown_info(struct vm *vm, int *exit_status, const char **reason)
+{
+	bool down;
+
+	pthread_mutex_lock(&vm->state_lock);
+	down = vm->state == VM_STATE_SHUTDOWN;
+	*exit_status = vm->exit_status;
+	*reason = vm->shutdown_reason;
+	pthread_mutex_unlock(&vm->state_lock);
+	return down;
+}
+
 static void vm_on_shutdown_fd(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;

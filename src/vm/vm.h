@@ -11,6 +11,7 @@
 #define LOCKSTEP_VM_VM_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dev/bus.h"
@@ -127,6 +128,8 @@ const char *vm_state_name(enum vm_run_state s);
 /* Ends the VM: from the vCPU thread (guest exit) or the main thread (quit).
  * The event loop sees it, emits SHUTDOWN and stops. */
 void vm_request_shutdown(struct vm *vm, int exit_status, const char *reason);
+/* Whether the VM is shut down; if so, its exit status and reason. Any thread. */
+bool vm_shutdown_info(struct vm *vm, int *exit_status, const char **reason);
 
 /* vCPU thread, after KVM_RUN returned EINTR: parks while a pause is requested.
  * Returns 1 when the VM is shutting down and the thread must end. */

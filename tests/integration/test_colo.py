@@ -473,6 +473,28 @@ def test_stall_in_names_the_phases(colo_pair):
     assert "must be stopped" in running["error"]["desc"], running
 
 
+def test_a_guest_that_ends_ends_both_sides(colo_pair):
+    """The protected guest exits by itself: the primary tells the secondary, which
+    ends its VM the same way (same exit status, SHUTDOWN with the guest's reason)
+    instead of waiting for a takeover decision. The secondary's process is held
+    stopped meanwhile (no checkpoint is due, the peer timeout is long), so only the
+    primary's guest reaches its end; the message waits in the socket."""
+    pri, qp, sec, qs = colo_pair("app=dirty,pages=16,period=10,stop=1500", delay=600000,
+                                 peer_timeout=600000)
+    # The primary's guest runs in COLO (it waits for the secondary's checkpoint-ready).
+    start = int(re.findall(r"counter=(\d+)", pri.console())[-1])
+    pri.wait_console(rf"counter={start + 5}\b")
+    sec.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert pri.wait_exit(timeout=60) == 0, pri.stderr()
+    finally:
+        sec.proc.send_signal(signal.SIGCONT)
+    ev = qs.wait_event("SHUTDOWN", timeout=10)
+    assert ev["data"] == {"guest": True, "reason": "guest-shutdown"}, ev
+    assert sec.wait_exit(timeout=10) == 0, sec.stderr()
+    assert "waiting for" not in sec.stderr(), sec.stderr()
+
+
 def test_lost_heartbeat_outside_colo(start_vm, tmp_path):
     vm = start_vm(["--kernel", GUEST, "--qmp", str(tmp_path / "q.sock"), "--cmdline", "app=hello,x=1"])
     vm.wait_exit()
