@@ -311,6 +311,24 @@ static void test_participant_digests(void **state)
 	assert_int_equal(colo.stats.disk_checks, 2);
 }
 
+/* guest-ended's value: exit status and reason both ways; others refused. */
+static void test_guest_end_encoding(void **state)
+{
+	uint64_t v;
+	int status;
+
+	(void)state;
+	assert_int_equal(colo_guest_end_encode(3, "guest-reset", &v), 0);
+	assert_string_equal(colo_guest_end_decode(v, &status), "guest-reset");
+	assert_int_equal(status, 3);
+	assert_int_equal(colo_guest_end_encode(0, "guest-panic", &v), 0);
+	assert_string_equal(colo_guest_end_decode(v, &status), "guest-panic");
+	assert_int_equal(colo_guest_end_encode(0, "host-qmp-quit", &v), -EINVAL); /* not the guest's end */
+	assert_int_equal(colo_guest_end_encode(0, NULL, &v), -EINVAL);
+	assert_null(colo_guest_end_decode(3ull << 8, &status));
+	assert_null(colo_guest_end_decode(~0ull, &status));
+}
+
 static void test_unusable_secondary_refuses_the_takeover(void **state)
 {
 	(void)state;
@@ -337,6 +355,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_step_hook_fails_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unusable_secondary_refuses_the_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_participant_digests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_end_encoding, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
