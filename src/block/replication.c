@@ -41,6 +41,7 @@ struct replication *repl_alloc(enum repl_mode mode, const struct blk_backend_ops
 	r->stage = REPL_STAGE_NONE;
 	r->child = child;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->err_lock, NULL);
 	return r;
 }
 
@@ -55,6 +56,7 @@ void repl_free(struct replication *r)
 	overlay_close(r->hidden);
 	free(r->bounce);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->err_lock);
 	free(r);
 }
 
@@ -85,10 +87,12 @@ int repl_record(struct replication *r, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vformat(r->why, err, fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&r->err_lock);
 	if (r->err == 0) {
 		r->err = err;
 		memcpy(r->err_msg, r->why, REPL_MSG_LEN);
 	}
+	pthread_mutex_unlock(&r->err_lock);
 	return err;
 }
 
@@ -113,8 +117,11 @@ static int start_locked(struct replication *r, enum repl_mode mode)
 	if (r->mode == REPL_MODE_SECONDARY)
 		ret = repl_secondary_start(r);
 	if (ret == 0) {
+		pthread_mutex_lock(&r->err_lock);
 		r->err = 0;
 		r->err_msg[0] = '\0';
+		r->started = true;
+		pthread_mutex_unlock(&r->err_lock);
 		r->stage = REPL_STAGE_RUNNING;
 	}
 	return ret;
@@ -181,15 +188,15 @@ int repl_get_error(struct replication *r, char *buf, size_t len)
 {
 	int ret;
 
-	pthread_mutex_lock(&r->lock);
-	if (r->stage == REPL_STAGE_NONE) {
+	pthread_mutex_lock(&r->err_lock);
+	if (!r->started) {
 		ret = -ENOTCONN;
 		copy_msg(buf, len, "block replication is not running");
 	} else {
 		ret = r->err;
 		copy_msg(buf, len, r->err_msg);
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->err_lock);
 	return ret;
 }
 

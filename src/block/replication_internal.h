@@ -21,6 +21,11 @@ struct replication {
 	 * is that those wait for each other, which a disk does anyway. */
 	pthread_mutex_t lock;
 	enum repl_stage stage;
+	/* Guards started, err and err_msg, and is never held across I/O: the
+	 * error can be read (the COLO engine, QMP) while a forward waits on a
+	 * dead secondary under `lock`. Taken after `lock`, never before it. */
+	pthread_mutex_t err_lock;
+	bool started;               /* repl_start has succeeded once (the stage left NONE) */
 	int err;                    /* the first error recorded since start, or 0 */
 	char err_msg[REPL_MSG_LEN];
 	char why[REPL_MSG_LEN];     /* the last failure (repl_last_failure) */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +49,10 @@ static struct replication *pri, *sec;
 /* ---- a secondary disk (or primary child) whose writes can be made to fail */
 
 static bool fail_writes;
+/* stall_writes: a write signals stall_entered, then waits for stall_release and fails
+ * (a forward hanging on a dead secondary). */
+static bool stall_writes;
+static sem_t stall_entered, stall_release;
 
 struct flaky {
 	struct blk_backend be; /* first */
@@ -63,6 +68,11 @@ static int flaky_preadv(struct blk_backend *be, struct iovec *iov, int cnt, uint
 
 static int flaky_pwritev(struct blk_backend *be, struct iovec *iov, int cnt, uint64_t off)
 {
+	if (stall_writes) {
+		sem_post(&stall_entered);
+		sem_wait(&stall_release);
+		return -ETIMEDOUT;
+	}
 	return fail_writes ? -EIO : blk_backend_pwritev(inner(be), iov, cnt, off);
 }
 
@@ -677,6 +687,40 @@ static void test_primary_writes_racing_guest_reads(void **state)
 	assert_file(IMG_SECONDARY, HALF, HALF, 0x23);
 }
 
+static void *write_through_primary(void *arg)
+{
+	(void)arg;
+	write_at(repl_backend(pri), 0, MIB, 0x33);
+	return NULL;
+}
+
+/* The recorded error can be read while a forward hangs on a dead secondary
+ * (it holds the replication's lock): COLO's prepare step and QMP must not wait
+ * for TCP to give up. SIGALRM ends the test if they do. */
+static void test_error_readable_while_a_forward_hangs(void **state)
+{
+	pthread_t writer;
+	char msg[160];
+
+	(void)state;
+	assert_int_equal(repl_primary_create(open_flaky(paths[IMG_PRIMARY]), &pri), 0);
+	assert_int_equal(repl_start(pri, REPL_MODE_PRIMARY), 0);
+	assert_int_equal(sem_init(&stall_entered, 0, 0), 0);
+	assert_int_equal(sem_init(&stall_release, 0, 0), 0);
+	stall_writes = true;
+	assert_int_equal(pthread_create(&writer, NULL, write_through_primary, NULL), 0);
+	sem_wait(&stall_entered);
+	alarm(10);
+	assert_int_equal(repl_get_error(pri, msg, sizeof(msg)), 0);
+	alarm(0);
+	stall_writes = false;
+	sem_post(&stall_release);
+	pthread_join(writer, NULL);
+	assert_int_equal(repl_get_error(pri, msg, sizeof(msg)), -ETIMEDOUT);
+	sem_destroy(&stall_entered);
+	sem_destroy(&stall_release);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -705,6 +749,7 @@ int main(void)
 		T(test_guest_write_hides_a_later_primary_write),
 		T(test_primary_writes_before_start_reach_the_disk),
 		T(test_primary_writes_racing_guest_reads),
+		T(test_error_readable_while_a_forward_hangs),
 #undef T
 	};
 
