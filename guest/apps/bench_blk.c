@@ -31,12 +31,9 @@ static int bench_pass(struct virtio_blk *b, uint8_t *buf, uint64_t mb, bool writ
 static int bench_blk_main(void)
 {
 	static struct virtio_blk blk;
-	char arg[24];
-	uint64_t mb = 64;
+	uint64_t mb = cmdline_get_u64("mb", 64);
 	uint8_t *buf;
 
-	if (cmdline_get("mb", arg, sizeof(arg)) && parse_u64(arg, strlen(arg), &mb) < 0)
-		panic("bench-blk: bad mb=%s", arg);
 	if (virtio_blk_init(&blk) < 0)
 		panic("bench-blk: no usable virtio-blk device");
 	if ((mb << 11) > blk.capacity)

@@ -39,18 +39,6 @@ struct bench {
 	uint64_t tsc_per_ms; /* calibrated once */
 };
 
-static uint64_t cmdline_u64(const char *key, uint64_t def)
-{
-	char buf[24];
-	uint64_t v;
-
-	if (!cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	if (parse_u64(buf, strlen(buf), &v) < 0)
-		panic("bench-blk-lat: bad %s=%s", key, buf);
-	return v;
-}
-
 static uint64_t tsc_to_ns(const struct bench *b, uint64_t cycles)
 {
 	return cycles * NS_PER_MS / b->tsc_per_ms;
@@ -170,8 +158,8 @@ static void bench_setup(struct bench *b, uint64_t mb)
 static int bench_blk_lat_main(void)
 {
 	static struct bench b = { .rng = PRNG_SEED };
-	uint64_t n = cmdline_u64("n", 2000), mb = cmdline_u64("mb", 16);
-	uint32_t wait = (uint32_t)cmdline_u64("wait", 0), load = (uint32_t)cmdline_u64("load", 0);
+	uint64_t n = cmdline_get_u64("n", 2000), mb = cmdline_get_u64("mb", 16);
+	uint32_t wait = (uint32_t)cmdline_get_u64("wait", 0), load = (uint32_t)cmdline_get_u64("load", 0);
 	bool idle = idle_when_done();
 
 	if (n == 0)

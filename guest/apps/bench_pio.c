@@ -34,11 +34,7 @@ static void time_mmio_reads(uint64_t addr, uint64_t n)
 static int bench_pio_main(void)
 {
 	struct virtio_mmio_dev dev;
-	char buf[24];
-	uint64_t n = 100000;
-
-	if (cmdline_get("n", buf, sizeof(buf)) && parse_u64(buf, strlen(buf), &n) < 0)
-		panic("bench-pio: bad n=%s", buf);
+	uint64_t n = cmdline_get_u64("n", 100000);
 	time_reads(TESTDEV_PORT_CLOCK, n);
 	time_reads(PIC1_DATA, n);
 	if (cmdline_virtio_devices(&dev, 1) == 1)

@@ -67,19 +67,9 @@ static int check_record(uint64_t *buf, uint64_t seq, uint64_t nsectors)
 	return 0;
 }
 
-static uint64_t cmdline_u64(const char *key, uint64_t def)
-{
-	char arg[24];
-	uint64_t v;
-
-	if (!cmdline_get(key, arg, sizeof(arg)) || parse_u64(arg, strlen(arg), &v) < 0)
-		return def;
-	return v;
-}
-
 static uint64_t sectors_wanted(uint64_t capacity)
 {
-	uint64_t n = cmdline_u64("sectors", 64);
+	uint64_t n = cmdline_get_u64("sectors", 64);
 
 	if (n == 0)
 		n = 1;
@@ -98,7 +88,7 @@ static void sleep_ms(uint32_t ms)
 static int blkseq_main(void)
 {
 	uint64_t *buf = page_alloc(1);
-	uint64_t nsectors, period = cmdline_u64("period", 0);
+	uint64_t nsectors, period = cmdline_get_u64("period", 0);
 
 	if (virtio_blk_init(&blk) < 0 || blk.capacity == 0 || blk.readonly) {
 		printf("blkseq: FAIL no writable virtio-blk disk\n");

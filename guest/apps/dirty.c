@@ -12,16 +12,6 @@
 
 #define PAGE_SIZE 4096
 
-static uint64_t cmdline_u64(const char *key, uint64_t def)
-{
-	char buf[24];
-	uint64_t v;
-
-	if (!cmdline_get(key, buf, sizeof(buf)) || parse_u64(buf, strlen(buf), &v) < 0)
-		return def;
-	return v;
-}
-
 /* A few spots per page, so a page copied in part is caught too. */
 static void dirty_page(uint8_t *page, uint64_t counter, uint64_t index)
 {
@@ -47,8 +37,8 @@ static void sleep_until(uint32_t deadline)
 
 static int dirty_main(void)
 {
-	uint64_t pages = cmdline_u64("pages", 16), period = cmdline_u64("period", 100);
-	uint64_t stop = cmdline_u64("stop", 0);
+	uint64_t pages = cmdline_get_u64("pages", 16), period = cmdline_get_u64("period", 100);
+	uint64_t stop = cmdline_get_u64("stop", 0);
 	uint8_t *mem;
 	uint64_t counter = 0;
 	uint32_t deadline = guest_clock_ms();

@@ -79,18 +79,6 @@ static void parse_addresses(struct net_config *nc)
 		panic("serve: bad gw=%s (want A.B.C.D)", buf);
 }
 
-static uint64_t number_arg(const char *key, uint64_t def)
-{
-	char buf[24];
-	uint64_t v;
-
-	if (!cmdline_get(key, buf, sizeof(buf)))
-		return def;
-	if (parse_u64(buf, strlen(buf), &v) < 0)
-		panic("serve: bad %s=%s (want a number)", key, buf);
-	return v;
-}
-
 static void parse_services(struct services_config *sc, const char *def)
 {
 	char buf[80];
@@ -99,13 +87,13 @@ static void parse_services(struct services_config *sc, const char *def)
 	*sc = (struct services_config){ 0 };
 	if (services_parse(list ? list : def, &sc->set, &bad) < 0)
 		panic("serve: unknown service in services=%s (known: echo, kv, http, discard, stream)", bad);
-	if ((sc->set & SERVICE_KV) && number_arg("kvdisk", 0))
+	if ((sc->set & SERVICE_KV) && cmdline_get_u64("kvdisk", 0))
 		sc->kv_disk = open_disk();
 	if (sc->set & SERVICE_STREAM) {
 		if (!cmdline_get("connect", buf, sizeof(buf)) ||
 		    parse_endpoint(buf, &sc->stream_addr, &sc->stream_port) < 0)
 			panic("serve: the stream service needs connect=HOST:PORT (or [V6ADDR]:PORT)");
-		sc->stream_bytes = number_arg("bytes", DEFAULT_STREAM_BYTES);
+		sc->stream_bytes = cmdline_get_u64("bytes", DEFAULT_STREAM_BYTES);
 	}
 }
 
@@ -150,7 +138,7 @@ static int serve(const char *default_services)
 	struct net_config nc;
 	struct services_config sc;
 	char line[160];
-	uint32_t stats_ms = (uint32_t)number_arg("stats", 0) * 1000;
+	uint32_t stats_ms = (uint32_t)cmdline_get_u64("stats", 0) * 1000;
 
 	parse_addresses(&nc);
 	clock_init();

@@ -60,6 +60,8 @@ int parse_u64(const char *s, size_t len, uint64_t *out);
 /* ---- boot information ---- */
 /* The value of key=VALUE on the command line (copied into buf), or NULL. */
 const char *cmdline_get(const char *key, char *buf, size_t size);
+/* key=N as a number; def if the key is absent; a value that is not a number panics, naming it. */
+uint64_t cmdline_get_u64(const char *key, uint64_t def);
 /* The whole command line. */
 const char *cmdline(void);
 struct virtio_mmio_dev {

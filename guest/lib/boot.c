@@ -47,6 +47,18 @@ const char *cmdline_get(const char *key, char *buf, size_t size)
 	return NULL;
 }
 
+uint64_t cmdline_get_u64(const char *key, uint64_t def)
+{
+	char buf[24];
+	uint64_t v;
+
+	if (!cmdline_get(key, buf, sizeof(buf)))
+		return def;
+	if (parse_u64(buf, strlen(buf), &v) < 0)
+		panic("bad %s=%s on the command line (expected a number)", key, buf);
+	return v;
+}
+
 /* "virtio_mmio.device=4K@0xd0000000:5" */
 static int parse_virtio_entry(const char *v, struct virtio_mmio_dev *d)
 {
