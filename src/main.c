@@ -325,7 +325,7 @@ static int run_setup(struct run_ctx *c)
 static void run_teardown(struct run_ctx *c)
 {
 	if (c->colo && c->vm_created) /* a guest that ended: a COLO secondary ends with it */
-		colo_guest_ended(c->colo, c->vm.exit_status, c->vm.shutdown_reason);
+		colo_wait_guest_end(c->colo);
 	colo_free(c->colo);
 	qmp_nbd_cleanup(&c->nbd); /* its server exports the disks */
 	for (int i = 0; i < RUN_MAX_DISKS; i++)

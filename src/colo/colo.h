@@ -177,13 +177,14 @@ int colo_start_primary(struct colo *c, int fd, bool resume_vm, bool check_ram);
 int colo_start_secondary(struct colo *c, int fd, struct stream_in *in, bool check_ram);
 
 /*
- * Primary, any thread: the guest ended by itself (reason: SHUTDOWN's
- * "guest-shutdown", "guest-reset" or "guest-panic"). COLO tells the
- * secondary, which ends its VM the same way instead of waiting for a
- * takeover decision, and COLO ends (reason none). Returns once that is done,
- * or after about a second. Not a primary in COLO, or another reason: nothing.
+ * Primary, its VM shut down: if the guest ended by itself (SHUTDOWN reason
+ * "guest-shutdown", "guest-reset" or "guest-panic"), the COLO thread tells the
+ * secondary, which ends its VM the same way instead of waiting for a takeover
+ * decision, and COLO ends (reason none). This wakes the thread and waits for
+ * that, at most about a second; for any other end of the VM COLO ends as
+ * usual when freed. Not a primary in COLO: returns at once.
  */
-void colo_guest_ended(struct colo *c, int exit_status, const char *reason);
+void colo_wait_guest_end(struct colo *c);
 /* Any thread: ask for a checkpoint now (primary only; ignored otherwise). */
 void colo_request_checkpoint(struct colo *c, enum colo_reason why);
 /* The network link to the peer failed (any thread): COLO ends as for a dead

@@ -58,7 +58,6 @@ struct colo {
 	bool check_ram;
 	bool check_disk;
 	bool resume_vm;
-	uint64_t guest_end;         /* colo_guest_ended: the message's value + 1 (0: none), atomic */             /* the VM ran before the stop-and-copy: run it again */
 
 	/* Secondary */
 	uint8_t *cache;             /* RAM as of the last checkpoint, plus what arrives */
@@ -120,7 +119,9 @@ int colo_write_participant_digests(struct colo *c, struct stream_out *out);
 int colo_verify_participant_digests(struct colo *c, const struct vmstate_digest *d, int n);
 /* A guest's end on the wire: exit status and SHUTDOWN reason; -EINVAL for an unknown reason. */
 int colo_guest_end_encode(int exit_status, const char *reason, uint64_t *value);
-/* The reverse; NULL reason for a value no primary sends. */
+/* The VM is down with a guest's reason (its own shutdown, reset, panic); *value to announce. */
+bool colo_guest_has_ended(struct colo *c, uint64_t *value);
+/* The reverse of colo_guest_end_encode; NULL reason for a value no primary sends. */
 const char *colo_guest_end_decode(uint64_t value, int *exit_status);
 /* The mark of the participant that has one (0 if none). */
 uint64_t colo_participant_mark(struct colo *c);

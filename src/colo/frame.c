@@ -263,28 +263,31 @@ const char *colo_guest_end_decode(uint64_t value, int *exit_status)
 	return value >> 8 < GUEST_END_REASONS ? guest_end_reasons[value >> 8] : NULL;
 }
 
-void colo_guest_ended(struct colo *c, int exit_status, const char *reason)
+bool colo_guest_has_ended(struct colo *c, uint64_t *value)
 {
-	uint64_t value, one = 1;
-	bool primary;
+	const char *reason;
+	int status;
 
-	pthread_mutex_lock(&c->lock);
-	primary = c->running && c->mode == COLO_MODE_PRIMARY;
-	pthread_mutex_unlock(&c->lock);
-	if (!primary || colo_guest_end_encode(exit_status, reason, &value) < 0)
-		return;
-	__atomic_store_n(&c->guest_end, value + 1, __ATOMIC_RELEASE);
-	if (write(c->trigger_fd, &one, sizeof(one)) < 0) {
-		/* already signalled */
-	}
+	return vm_shutdown_info(c->vm, &status, &reason) && colo_guest_end_encode(status, reason, value) == 0;
+}
+
+void colo_wait_guest_end(struct colo *c)
+{
+	uint64_t one = 1, value;
+
+	if (!colo_guest_has_ended(c, &value))
+		return; /* not the guest's own end: nothing to announce */
 	for (int ms = 0; ms < 1000; ms += 10) { /* the COLO thread sends it and leaves */
-		bool running;
+		bool primary;
 
 		pthread_mutex_lock(&c->lock);
-		running = c->running;
+		primary = c->running && c->mode == COLO_MODE_PRIMARY;
 		pthread_mutex_unlock(&c->lock);
-		if (!running)
+		if (!primary)
 			return;
+		if (write(c->trigger_fd, &one, sizeof(one)) < 0) {
+			/* already signalled */
+		}
 		usleep(10000);
 	}
 }

@@ -286,29 +286,18 @@ static void primary_schedule_next(struct colo *c)
 	c->next_periodic_ns = stream_now_ns() + (uint64_t)delay * 1000000;
 }
 
-/* The guest ended by itself (colo_guest_ended told us, or we see the VM down
- * with a guest's reason: a checkpoint of it would fail). */
-static bool primary_guest_gone(struct colo *c)
-{
-	const char *reason;
-	uint64_t value;
-	int status;
-
-	if (__atomic_load_n(&c->guest_end, __ATOMIC_ACQUIRE))
-		return true;
-	if (!vm_shutdown_info(c->vm, &status, &reason) || colo_guest_end_encode(status, reason, &value) < 0)
-		return false;
-	__atomic_store_n(&c->guest_end, value + 1, __ATOMIC_RELEASE);
-	return true;
-}
-
-/* The guest ended: the secondary ends its VM the same way, and COLO ends. */
+/* The guest ended by itself: its VM is down with a guest's reason. The
+ * secondary ends its VM the same way, and COLO ends. 1 if announced. */
 static int primary_announce_guest_end(struct colo *c)
 {
-	int ret = colo_send_msg_value(c, COLO_MSG_GUEST_ENDED, __atomic_load_n(&c->guest_end, __ATOMIC_ACQUIRE) - 1);
+	uint64_t value;
+	int ret;
 
+	if (!colo_guest_has_ended(c, &value))
+		return 0;
 	c->guest_ended = true;
-	return ret;
+	ret = colo_send_msg_value(c, COLO_MSG_GUEST_ENDED, value);
+	return ret < 0 ? ret : 1;
 }
 
 static int primary_loop(struct colo *c)
@@ -328,8 +317,8 @@ static int primary_loop(struct colo *c)
 		int why;
 
 		primary_wait(c);
-		if (primary_guest_gone(c))
-			return primary_announce_guest_end(c);
+		if ((ret = primary_announce_guest_end(c)) != 0)
+			return ret < 0 ? ret : 0;
 		if ((ret = colo_keepalive(c)) < 0)
 			return ret;
 		why = primary_due(c);
