@@ -303,3 +303,40 @@ def test_secondary_disk_refuses_a_plain_migration(start_vm, tmp_path):
     src.wait_console(rf"counter={last + 3}\b")  # the guest still counts on the source
     dst.wait_exit()
     assert "can only become a COLO secondary (a disk with replication=secondary)" in dst.stderr()
+
+
+def test_replication_commands_refuse_bad_requests(start_vm, tmp_path):
+    """Every QMP command of a pair set up by hand names what is wrong with a bad
+    request and changes nothing: here on a primary's disk with no replica."""
+    img = tmp_path / "pri.img"
+    img.write_bytes(b"\0" * (1 << 20))
+    start_vm(["--incoming", "tcp:127.0.0.1:47993", "--qmp", str(tmp_path / "q.sock"),
+              "--disk", f"{img},replication=primary"])
+    q = QMP(str(tmp_path / "q.sock"))
+
+    def error(cmd, args=None):
+        r = q.execute(cmd, args or {})
+        assert "error" in r, (cmd, args, r)
+        return r["error"]["desc"]
+
+    assert error("nbd-server-stop") == "NBD server not running"
+    assert "expected a socket address" in error("nbd-server-start", {"addr": {"type": "vsock"}})
+    sock = str(tmp_path / "nbd.sock")
+    assert q.execute("nbd-server-start", {"addr": {"type": "unix", "path": sock}}) == {"return": {}}
+    assert error("nbd-server-start", {"addr": {"type": "unix", "path": sock}}) == "NBD server already running"
+    assert "not a disk with replication=secondary" in error("nbd-server-add", {"device": "disk0", "writable": True})
+    assert q.execute("nbd-server-stop") == {"return": {}}
+    link = {"driver": "nbd", "node-name": "nbd0", "export": "disk0",
+            "server": {"type": "inet", "host": "127.0.0.1", "port": "47994"}}
+    assert "driver 'qcow2' not supported" in error("blockdev-add", dict(link, driver="qcow2"))
+    assert "cannot connect to tcp:127.0.0.1:47994" in error("blockdev-add", link)
+    assert "Failed to find node with node-name='nbd0'" in error("blockdev-del", {"node-name": "nbd0"})
+    assert "not a disk with replication=primary" in error("x-blockdev-change", {"parent": "disk1", "node": "nbd0"})
+    assert "either 'node'" in error("x-blockdev-change", {"parent": "disk0", "node": "nbd0", "child": "children.1"})
+    assert "not found or not free" in error("x-blockdev-change", {"parent": "disk0", "node": "nbd0"})
+    assert "has no child 'children.1'" in error("x-blockdev-change", {"parent": "disk0", "child": "children.1"})
+    assert q.execute("query-xen-replication-status")["return"] == {"error": True, "desc": "disk0: no replica"}
+    assert error("xen-set-replication", {"enable": True, "primary": True}) == \
+        "disk0: no replica attached (x-blockdev-change)"
+    assert error("xen-set-replication", {"enable": True, "primary": False}) == "disk0: not a secondary's disk"
+    assert q.execute("query-block-jobs")["return"] == []
