@@ -1056,6 +1056,33 @@ static void digest_body(struct vm *vm, const char *const *names, int n, struct s
 	writer_close(&w, out);
 }
 
+/* The checkpoint body in s, loaded as a COLO secondary's RAM part: refused, saying `why`. */
+static void expect_body_refused(struct vm *vm, struct sbuf *s, const char *why)
+{
+	struct vmstate_loader *l = malloc(sizeof(*l));
+	uint8_t *cache = calloc(1, MEM_SIZE);
+	uint64_t dirty[MEM_PAGES / 64] = { 0 };
+
+	cache_loader_init(l, vm, cache, -1, dirty);
+	assert_int_equal(load_body(l, s->data, s->len), -EINVAL);
+	if (!strstr(l->error, why))
+		fail_msg("'%s' does not say '%s'", l->error, why);
+	vmstate_loader_free(l);
+	free(l);
+	free(cache);
+	sbuf_free(s);
+}
+
+/* One DIGEST section with this payload, then END. */
+static void raw_digest_body(const void *payload, size_t len, struct sbuf *out)
+{
+	struct writer w;
+
+	writer_open(&w);
+	put_section_v(&w.out, VMSTATE_SEC_DIGEST, 1, payload, len);
+	writer_close(&w, out);
+}
+
 /* DIGEST sections (replicated disks) are recorded for the COLO secondary; bad ones refused. */
 static void test_checkpoint_digests(void **state)
 {
@@ -1081,36 +1108,14 @@ static void test_checkpoint_digests(void **state)
 	sbuf_free(&s);
 
 	digest_body(&vm->vm, dup, 2, &s);
-	cache_loader_init(l, &vm->vm, cache, -1, dirty);
-	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
-	assert_non_null(strstr(l->error, "two DIGEST sections for 'disk0'"));
-	vmstate_loader_free(l);
-	sbuf_free(&s);
-
+	expect_body_refused(&vm->vm, &s, "two DIGEST sections for 'disk0'");
 	digest_body(&vm->vm, many, 9, &s);
-	cache_loader_init(l, &vm->vm, cache, -1, dirty);
-	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
-	assert_non_null(strstr(l->error, "more than 8 DIGEST sections"));
-	vmstate_loader_free(l);
-	sbuf_free(&s);
-
+	expect_body_refused(&vm->vm, &s, "more than 8 DIGEST sections");
 	/* A name without its NUL, a payload of the wrong size, an overlong name. */
-	writer_open(&w);
-	put_section_v(&w.out, VMSTATE_SEC_DIGEST, 1, "0123456789abcdef01234567", 24);
-	writer_close(&w, &s);
-	cache_loader_init(l, &vm->vm, cache, -1, dirty);
-	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
-	assert_non_null(strstr(l->error, "DIGEST section without a name"));
-	vmstate_loader_free(l);
-	sbuf_free(&s);
-	writer_open(&w);
-	put_section_v(&w.out, VMSTATE_SEC_DIGEST, 1, "disk0", 5);
-	writer_close(&w, &s);
-	cache_loader_init(l, &vm->vm, cache, -1, dirty);
-	assert_int_equal(load_body(l, s.data, s.len), -EINVAL);
-	assert_non_null(strstr(l->error, "DIGEST section has 5 bytes"));
-	vmstate_loader_free(l);
-	sbuf_free(&s);
+	raw_digest_body("0123456789abcdef01234567", 24, &s);
+	expect_body_refused(&vm->vm, &s, "DIGEST section without a name");
+	raw_digest_body("disk0", 5, &s);
+	expect_body_refused(&vm->vm, &s, "DIGEST section has 5 bytes");
 	writer_open(&w);
 	assert_int_equal(vmstate_write_digest(&w.out, "a-name-of-16-chr", 1), -ENAMETOOLONG);
 	writer_close(&w, &s);
