@@ -107,6 +107,14 @@ void qmp_server_destroy(struct qmp_server *s);
 /* Adds a command; name is copied. -EEXIST if already there, -ENOMEM. */
 int qmp_register(struct qmp_server *s, const char *name, qmp_handler fn, void *opaque);
 
+struct qmp_command_def {
+	const char *name;
+	qmp_handler fn;
+};
+/* qmp_register for each of the n commands, all with opaque; stops at the first error. */
+int qmp_register_all(struct qmp_server *s, const struct qmp_command_def *cmds, size_t n, void *opaque);
+#define QMP_NCOMMANDS(cmds) (sizeof(cmds) / sizeof((cmds)[0]))
+
 /*
  * Sends {"event": name, "data": data, "timestamp": {...}} to every session
  * that finished capabilities negotiation. data is stolen; when NULL the "data"

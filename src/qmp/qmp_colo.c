@@ -362,10 +362,7 @@ int qmp_colo_net_bind(struct qmp_server *s, struct colo_net *n)
 
 int qmp_colo_bind(struct qmp_server *s, struct migration *m)
 {
-	static const struct {
-		const char *name;
-		qmp_handler fn;
-	} cmds[] = {
+	static const struct qmp_command_def cmds[] = {
 		{ "migrate-set-capabilities", cmd_migrate_set_capabilities },
 		{ "query-migrate-capabilities", cmd_query_migrate_capabilities },
 		{ "x-colo-lost-heartbeat", cmd_lost_heartbeat },
@@ -376,11 +373,5 @@ int qmp_colo_bind(struct qmp_server *s, struct migration *m)
 	};
 
 	colo_set_exit_handler(m->colo, on_colo_exit, s);
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		int ret = qmp_register(s, cmds[i].name, cmds[i].fn, m);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), m);
 }

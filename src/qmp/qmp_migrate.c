@@ -160,10 +160,7 @@ static json_t *cmd_query_migrate_parameters(json_t *args, struct qmp_error *err,
 
 int qmp_migrate_bind(struct qmp_server *s, struct migration *m)
 {
-	static struct {
-		const char *name;
-		qmp_handler fn;
-	} const cmds[] = {
+	static const struct qmp_command_def cmds[] = {
 		{ "migrate", cmd_migrate },
 		{ "migrate_cancel", cmd_migrate_cancel },
 		{ "query-migrate", cmd_query_migrate },
@@ -173,11 +170,5 @@ int qmp_migrate_bind(struct qmp_server *s, struct migration *m)
 
 	m->on_status = on_migration_status;
 	m->opaque = s;
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		int ret = qmp_register(s, cmds[i].name, cmds[i].fn, m);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), m);
 }

@@ -303,22 +303,13 @@ static json_t *cmd_blockdev_del(json_t *args, struct qmp_error *err, void *opaqu
 
 int qmp_nbd_bind(struct qmp_server *s, struct qmp_nbd *n)
 {
-	static const struct {
-		const char *name;
-		qmp_handler fn;
-	} cmds[] = {
+	static const struct qmp_command_def cmds[] = {
 		{ "nbd-server-start", cmd_nbd_server_start }, { "nbd-server-add", cmd_nbd_server_add },
 		{ "nbd-server-stop", cmd_nbd_server_stop },   { "blockdev-add", cmd_blockdev_add },
 		{ "blockdev-del", cmd_blockdev_del },         { "x-blockdev-change", cmd_x_blockdev_change },
 	};
 
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		int ret = qmp_register(s, cmds[i].name, cmds[i].fn, n);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), n);
 }
 
 void qmp_nbd_cleanup(struct qmp_nbd *n)

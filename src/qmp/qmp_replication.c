@@ -109,11 +109,11 @@ static json_t *cmd_query_xen_replication_status(json_t *args, struct qmp_error *
 
 int qmp_replication_bind(struct qmp_server *s, struct qmp_replication *r)
 {
-	int ret = qmp_register(s, "xen-set-replication", cmd_xen_set_replication, r);
+	static const struct qmp_command_def cmds[] = {
+		{ "xen-set-replication", cmd_xen_set_replication },
+		{ "xen-colo-do-checkpoint", cmd_xen_colo_do_checkpoint },
+		{ "query-xen-replication-status", cmd_query_xen_replication_status },
+	};
 
-	if (ret == 0)
-		ret = qmp_register(s, "xen-colo-do-checkpoint", cmd_xen_colo_do_checkpoint, r);
-	if (ret == 0)
-		ret = qmp_register(s, "query-xen-replication-status", cmd_query_xen_replication_status, r);
-	return ret;
+	return qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), r);
 }

@@ -276,6 +276,15 @@ int qmp_register(struct qmp_server *s, const char *name, qmp_handler fn, void *o
 	return 0;
 }
 
+int qmp_register_all(struct qmp_server *s, const struct qmp_command_def *cmds, size_t n, void *opaque)
+{
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = qmp_register(s, cmds[i].name, cmds[i].fn, opaque);
+	return ret;
+}
+
 void qmp_commands_free(struct qmp_server *s)
 {
 	for (size_t i = 0; i < s->ncmds; i++)

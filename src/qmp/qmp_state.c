@@ -73,11 +73,11 @@ static json_t *cmd_query_ram_hash(json_t *args, struct qmp_error *err, void *opa
 
 int qmp_state_bind(struct qmp_server *s, struct vm *vm)
 {
-	int ret = qmp_register(s, "snapshot-save", cmd_snapshot_save, vm);
+	static const struct qmp_command_def cmds[] = {
+		{ "snapshot-save", cmd_snapshot_save },
+		{ "snapshot-load", cmd_snapshot_load },
+		{ "x-query-ram-hash", cmd_query_ram_hash },
+	};
 
-	if (ret == 0)
-		ret = qmp_register(s, "snapshot-load", cmd_snapshot_load, vm);
-	if (ret == 0)
-		ret = qmp_register(s, "x-query-ram-hash", cmd_query_ram_hash, vm);
-	return ret;
+	return qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), vm);
 }

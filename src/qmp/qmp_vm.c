@@ -84,22 +84,16 @@ static void on_vm_event(void *opaque, enum vm_event ev, const char *reason)
 
 int qmp_vm_bind(struct qmp_server *s, struct vm *vm)
 {
-	static const struct {
-		const char *name;
-		qmp_handler fn;
-	} cmds[] = {
+	static const struct qmp_command_def cmds[] = {
 		{ "query-status", cmd_query_status },
 		{ "stop", cmd_stop },
 		{ "cont", cmd_cont },
 		{ "quit", cmd_quit },
 	};
+	int ret = qmp_register_all(s, cmds, QMP_NCOMMANDS(cmds), vm);
 
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		int r = qmp_register(s, cmds[i].name, cmds[i].fn, vm);
-
-		if (r < 0)
-			return r;
-	}
+	if (ret < 0)
+		return ret;
 	vm_set_event_listener(vm, on_vm_event, s);
 	return 0;
 }
