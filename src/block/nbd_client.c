@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "util/netaddr.h"
@@ -169,27 +168,7 @@ int blk_nbd_connect_fd(int fd, const char *export_name, struct blk_backend **out
 	return client_finish(c, ret, out, err, errlen);
 }
 
-static int connect_unix(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (!*path || strlen(path) >= sizeof(sa.sun_path))
-		return -EINVAL;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-/* SO_SNDTIMEO bounds connect(2) too; SO_RCVTIMEO the handshake's reads. */
+/* SO_RCVTIMEO and SO_SNDTIMEO: the handshake's bound (0: none). */
 static void set_io_timeout(int fd, unsigned ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -198,36 +177,19 @@ static void set_io_timeout(int fd, unsigned ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-static int connect_tcp(const char *addr, unsigned timeout_ms, char *err, size_t errlen)
-{
-	struct netaddr na;
-	int fd, ret = netaddr_parse_tcp(addr, &na, err, errlen);
-
-	if (ret < 0)
-		return ret;
-	fd = socket(na.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	set_io_timeout(fd, timeout_ms);
-	if (connect(fd, (const struct sockaddr *)&na.ss, na.len) < 0) {
-		ret = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
 int blk_nbd_connect_addr(const char *addr, const char *export_name, unsigned timeout_ms,
 			 struct blk_backend **out, int *fd, char *err, size_t errlen)
 {
+	struct netaddr na;
 	int ret;
 
 	if (errlen)
 		err[0] = '\0';
-	*fd = strncmp(addr, "unix:", 5) == 0 ? connect_unix(addr + 5) : connect_tcp(addr, timeout_ms, err, errlen);
-	if (*fd < 0) {
-		if (*fd != -EINVAL || !err[0])
-			snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(-*fd));
+	*fd = -1;
+	if ((ret = netaddr_parse(addr, &na, err, errlen)) < 0)
+		return ret;
+	if ((*fd = netaddr_connect_timeout(&na, timeout_ms)) < 0) {
+		snprintf(err, errlen, "cannot connect to %s: %s", addr, strerror(-*fd));
 		return *fd;
 	}
 	set_io_timeout(*fd, timeout_ms);
