@@ -29,6 +29,7 @@ struct nbd_service {
 	pthread_t acceptor;
 	pthread_mutex_t lock; /* guards exports and clients */
 	struct nbd_export exports[NBD_SERVICE_MAX_EXPORTS];
+	char names[NBD_SERVICE_MAX_EXPORTS][NBD_SERVICE_NAME_MAX + 1]; /* exports[i].name */
 	int nexports;
 	struct nbd_client_conn clients[NBD_SERVICE_MAX_CLIENTS];
 };
@@ -157,13 +158,19 @@ int nbd_service_add_export(struct nbd_service *s, const struct nbd_export *exp)
 {
 	int ret = 0;
 
+	if (strlen(exp->name) > NBD_SERVICE_NAME_MAX)
+		return -ENAMETOOLONG;
 	if (nbd_service_has_export(s, exp->name))
 		return -EEXIST;
 	pthread_mutex_lock(&s->lock);
-	if (s->nexports == NBD_SERVICE_MAX_EXPORTS)
+	if (s->nexports == NBD_SERVICE_MAX_EXPORTS) {
 		ret = -ENOSPC;
-	else
-		s->exports[s->nexports++] = *exp;
+	} else {
+		strcpy(s->names[s->nexports], exp->name);
+		s->exports[s->nexports] = *exp;
+		s->exports[s->nexports].name = s->names[s->nexports];
+		s->nexports++;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

@@ -14,14 +14,16 @@
 
 #define NBD_SERVICE_MAX_EXPORTS 8
 #define NBD_SERVICE_MAX_CLIENTS 16
+#define NBD_SERVICE_NAME_MAX 63
 
 struct nbd_service;
 
 /* Listens on addr ("tcp:HOST:PORT" or "unix:PATH") and starts accepting.
  * NULL with err saying why. */
 struct nbd_service *nbd_service_start(const char *addr, char *err, size_t errlen);
-/* Offers exp (copied; its name and backend must outlive the service) to the
- * clients that connect from now on. -EEXIST for a name taken, -ENOSPC. */
+/* Offers exp (copied with its name; its backend must outlive the service) to
+ * the clients that connect from now on. -EEXIST for a name taken, -ENOSPC for
+ * a full table, -ENAMETOOLONG beyond NBD_SERVICE_NAME_MAX. */
 int nbd_service_add_export(struct nbd_service *s, const struct nbd_export *exp);
 /* Whether an export of that name is offered. */
 bool nbd_service_has_export(struct nbd_service *s, const char *name);

@@ -93,7 +93,6 @@ static json_t *cmd_nbd_server_start(json_t *args, struct qmp_error *err, void *o
 	n->server = nbd_service_start(addr, why, sizeof(why));
 	if (!n->server)
 		qmp_error_set(err, QMP_ERR_GENERIC, "%s", why);
-	n->nexports = 0;
 	return NULL;
 }
 
@@ -128,19 +127,11 @@ static json_t *cmd_nbd_server_add(json_t *args, struct qmp_error *err, void *opa
 			      device);
 		return NULL;
 	}
-	if (strlen(name) > QMP_NBD_NAME_MAX || n->nexports == NBD_SERVICE_MAX_EXPORTS) {
-		qmp_error_set(err, QMP_ERR_GENERIC, "export name too long or too many exports");
-		return NULL;
-	}
-	snprintf(n->export_names[n->nexports], sizeof(n->export_names[0]), "%s", name);
 	exp = *colo_disk_export(d);
-	exp.name = n->export_names[n->nexports];
-	if ((ret = nbd_service_add_export(n->server, &exp)) < 0) {
+	exp.name = name;
+	if ((ret = nbd_service_add_export(n->server, &exp)) < 0)
 		qmp_error_set(err, QMP_ERR_GENERIC, "NBD export '%s': %s", name,
 			      ret == -EEXIST ? "already exists" : strerror(-ret));
-		return NULL;
-	}
-	n->nexports++;
 	return NULL;
 }
 
@@ -156,7 +147,6 @@ static json_t *cmd_nbd_server_stop(json_t *args, struct qmp_error *err, void *op
 	}
 	nbd_service_stop(n->server);
 	n->server = NULL;
-	n->nexports = 0;
 	return NULL;
 }
 

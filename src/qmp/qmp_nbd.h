@@ -29,8 +29,6 @@ struct qmp_nbd {
 	struct colo_disk *const *disks; /* the VM's, NULL where not replicated */
 	int ndisks;
 	struct nbd_service *server;      /* nbd-server-start .. nbd-server-stop */
-	char export_names[NBD_SERVICE_MAX_EXPORTS][QMP_NBD_NAME_MAX + 1];
-	int nexports;
 	struct qmp_nbd_node nodes[QMP_NBD_MAX_NODES];
 };
 

@@ -633,6 +633,10 @@ def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
     r = qs.execute("nbd-server-add", {"device": "disk0"})
     assert "writable must be true" in r["error"]["desc"], r
     assert qs.execute("nbd-server-add", {"device": "disk0", "writable": True}) == {"return": {}}
+    r = qs.execute("nbd-server-add", {"device": "disk0", "writable": True})
+    assert r["error"]["desc"] == "NBD export 'disk0': already exists", r
+    r = qs.execute("nbd-server-add", {"device": "disk0", "writable": True, "name": "x" * 64})
+    assert "File name too long" in r["error"]["desc"], r
     listing = net.run(["nbdinfo", "--list", f"nbd://127.0.0.1:{nbd}"], timeout=30)
     assert listing.returncode == 0 and b"export=\"disk0\"" in listing.stdout, listing
     pri = start_vm(["--kernel", GUEST, "--mem", "256M", "--net", f"tap=tap-pri,mac={GUEST_MAC}",
