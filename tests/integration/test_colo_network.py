@@ -356,6 +356,7 @@ def test_replicated_disk_checked_after_every_checkpoint(pair, tmp_path):
     assert "disk0 differs from the primary's after the checkpoint" in why, why
     r = qs.execute("x-colo-lost-heartbeat")
     assert "this secondary cannot take over: disk0 differs" in r["error"]["desc"], r
+    assert qs.execute("query-status")["return"]["status"] != "running"  # one serving copy
     wait_for(lambda: qp.execute("query-colo-status")["return"]["mode"] == "none",
              what="the primary to run alone")
     job, = qp.execute("query-block-jobs")["return"]
