@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness import GUEST, QMP, scaled
+from harness import GUEST, QMP, scaled, wait_for
 
 _port = [47100]
 
@@ -96,8 +96,8 @@ def test_cancel_leaves_source_running(pair):
     src.wait_console(r"counter=3\b")
     qs.execute("migrate-set-parameters", {"max-bandwidth": 1 << 20})
     assert qs.execute("migrate", {"uri": uri}) == {"return": {}}
-    time.sleep(0.5)
-    assert qs.execute("query-migrate")["return"]["status"] == "active"
+    # Under TCG the connection's setup alone can outlast a fixed half second.
+    wait_for(lambda: qs.execute("query-migrate")["return"]["status"] == "active", 10, "the migration to run")
     assert qs.execute("migrate_cancel") == {"return": {}}
     r = wait_migration(qs)
     assert r["status"] == "cancelled", r
@@ -114,7 +114,7 @@ def test_destination_killed_midway(pair):
     src.wait_console(r"counter=3\b")
     qs.execute("migrate-set-parameters", {"max-bandwidth": 1 << 20})
     qs.execute("migrate", {"uri": uri})
-    time.sleep(0.5)
+    wait_for(lambda: qs.execute("query-migrate")["return"]["status"] == "active", 10, "the migration to run")
     dst.kill()
     r = wait_migration(qs)
     assert r["status"] == "failed", r
