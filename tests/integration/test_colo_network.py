@@ -663,8 +663,8 @@ def test_pair_set_up_by_hand_replicates_its_disk(start_vm, cleanup, tmp_path):
     assert qp.execute("migrate-set-parameters", {"x-checkpoint-delay": 300, "x-check-disk": True}) == \
         {"return": {}}
     assert qp.execute("migrate", {"uri": f"tcp:127.0.0.1:{mig}"}) == {"return": {}}
-    wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary",
-             what="the pair to enter COLO")
+    wait_for(lambda: qs.execute("query-colo-status")["return"]["mode"] == "secondary" and
+             qp.execute("query-colo-status")["return"]["mode"] == "primary", what="the pair to enter COLO")
     assert qp.execute("query-xen-replication-status")["return"] == {"error": False}
     r = qp.execute("xen-colo-do-checkpoint")
     assert r["error"]["desc"] == "COLO drives the replication while it runs", r
